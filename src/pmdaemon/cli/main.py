@@ -1,0 +1,422 @@
+"""Argument parsing and the command functions. Every command is a short conversation with
+the daemon through Client; errors become one line on stderr and an exit code:
+0 success, 1 the operation failed, 2 usage error, 3 the daemon could not be reached."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
+
+from pmdaemon import __version__
+from pmdaemon.cli import render
+from pmdaemon.client import Client
+from pmdaemon.errors import DaemonNotRunning, DaemonStartError, PmdError, ProcessNotFound
+
+STATUSES = ("starting", "online", "stopping", "stopped", "restarting", "errored")
+
+# start flags that become config fields of the same name (flag dashes → underscores)
+CONFIG_FLAGS = (
+    "name", "cwd", "namespace", "interpreter", "max_restarts", "min_uptime", "restart_delay",
+    "exp_backoff_restart_delay", "kill_timeout", "kill_signal", "stop_exit_codes", "out_file",
+    "error_file",
+)
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        render.error(message)
+        raise SystemExit(2)
+
+
+def quote(ident: str) -> str:
+    """Percent-encode an identifier for a URL path segment."""
+    safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+    return "".join(c if c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in ident)
+
+
+def env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"invalid environment variable {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        from pmdaemon.paths import default_home
+
+        self.home = default_home()
+        self.paint = render.Painter(render.use_colour(sys.stdout))
+
+    def client(self, autostart: bool = True) -> Client:
+        return Client(self.home, autostart=autostart)
+
+    def emit(self, data: Any, human: Callable[[], str]) -> None:
+        if getattr(self.args, "json", False):
+            print(json.dumps(data, indent=2))
+        else:
+            text = human()
+            if text:
+                print(text)
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def cmd_start(ctx: Context) -> int:
+    a = ctx.args
+    client = ctx.client()
+    config: dict[str, Any] = {"script": a.script}
+    for field in CONFIG_FLAGS:
+        value = getattr(a, field)
+        if value is not None:
+            config[field] = value
+    if a.no_autorestart:
+        config["autorestart"] = False
+    if a.env:
+        config["env"] = dict(a.env)
+    if a.script_args:
+        config["args"] = a.script_args
+    existing_form = len(config) == 1 and not os.path.exists(a.script) and " " not in a.script
+    if existing_form:
+        try:
+            result = client.call("POST", f"/api/processes/{quote(a.script)}/start")
+        except ProcessNotFound:
+            if a.script.isdigit():
+                raise
+        else:
+            return report(ctx, result)
+    body = {"config": config, "env": dict(os.environ), "cwd": os.getcwd()}
+    return report(ctx, client.call("POST", "/api/processes", body))
+
+
+def report(ctx: Context, result: dict[str, Any]) -> int:
+    ctx.emit(result, lambda: result["message"] + "\n" + render.process_table(result["processes"], ctx.paint))
+    return 0
+
+
+def for_each(ctx: Context, idents: Iterable[str], method: str, action: str,
+             body: Any = None) -> int:
+    client = ctx.client()
+    failed = 0
+    results: list[dict[str, Any]] = []
+    for ident in idents:
+        try:
+            if method == "DELETE":
+                result = client.call("DELETE", f"/api/processes/{quote(ident)}")
+            else:
+                result = client.call("POST", f"/api/processes/{quote(ident)}/{action}", body)
+        except (DaemonNotRunning, DaemonStartError):
+            raise
+        except PmdError as exc:
+            failed += 1
+            if not getattr(ctx.args, "json", False):
+                render.error(exc.message)
+            results.append({"success": False, "id": ident, "code": exc.code, "message": exc.message})
+            continue
+        results.append(result)
+    if getattr(ctx.args, "json", False):
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    else:
+        for result in results:
+            if result.get("success"):
+                print(result["message"])
+                print(render.process_table(result["processes"], ctx.paint))
+    return 1 if failed else 0
+
+
+def cmd_stop(ctx: Context) -> int:
+    return for_each(ctx, ctx.args.ids, "POST", "stop")
+
+
+def cmd_restart(ctx: Context) -> int:
+    body = {"env": dict(os.environ)} if ctx.args.update_env else None
+    return for_each(ctx, ctx.args.ids, "POST", "restart", body)
+
+
+def confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return True
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_delete(ctx: Context) -> int:
+    a = ctx.args
+    client = ctx.client()
+    if a.status:
+        if len(a.ids) != 1 or a.ids[0] not in STATUSES:
+            raise UsageError(f"delete --status takes one status: one of {', '.join(STATUSES)}")
+        procs = client.call("GET", f"/api/processes?status={a.ids[0]}")
+        idents = [str(p["id"]) for p in procs]
+        if not idents:
+            print(f"no {a.ids[0]} processes")
+            return 0
+        question = f"Delete {len(idents)} {a.ids[0]} process(es): {', '.join(p['name'] for p in procs)}?"
+    else:
+        idents = a.ids
+        question = "Delete all processes?" if "all" in idents else ""
+    if question and not a.force and not confirm(question):
+        print("nothing deleted")
+        return 1
+    return for_each(ctx, idents, "DELETE", "delete")
+
+
+def cmd_list(ctx: Context) -> int:
+    a = ctx.args
+    query = []
+    if a.namespace:
+        query.append(f"namespace={quote(a.namespace)}")
+    if a.status:
+        query.append(f"status={quote(a.status)}")
+    path = "/api/processes" + ("?" + "&".join(query) if query else "")
+    procs = ctx.client().call("GET", path)
+    ctx.emit(procs, lambda: render.process_table(procs, ctx.paint))
+    return 0
+
+
+def cmd_info(ctx: Context) -> int:
+    data = ctx.client().call("GET", f"/api/processes/{quote(ctx.args.id)}")
+    items = data if isinstance(data, list) else [data]
+    ctx.emit(data, lambda: "\n\n".join(render.process_detail(p, ctx.paint) for p in items))
+    return 0
+
+
+def cmd_logs(ctx: Context) -> int:
+    a = ctx.args
+    kind = "error" if a.err else "out" if a.out else "all"
+    ident = a.id or "all"
+    path = f"/api/logs?id={quote(ident)}&lines={a.lines}&type={kind}"
+    client = ctx.client()
+    if not a.follow:
+        data = client.call("GET", path)
+        if a.json:
+            print(json.dumps(data, indent=2))
+        else:
+            print_log_entries(ctx, data["logs"], grouped=True)
+        return 0
+    response = client.open("GET", path + "&follow=1")
+    if response.status >= 400:
+        from pmdaemon.client import error_from
+
+        raise error_from(response.status, json.loads(response.body() or b"null"))
+    try:
+        for raw in response.lines():
+            entry = json.loads(raw)
+            if a.json:
+                print(json.dumps(entry), flush=True)
+            else:
+                print_log_entries(ctx, [entry], grouped=False)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        response.close()
+    return 0
+
+
+def print_log_entries(ctx: Context, entries: list[dict[str, Any]], *, grouped: bool) -> None:
+    paint = ctx.paint
+    current = None
+    for entry in entries:
+        stream = "err" if entry["type"] == "error" else "out"
+        if grouped:
+            key = (entry["name"], stream)
+            if key != current:
+                current = key
+                print(paint(f"==> {entry['name']} ({stream}) <==", "36;1"))
+            print(paint(entry["message"], "31") if stream == "err" else entry["message"])
+        else:
+            prefix = paint(f"{entry['name']} {stream} |", "31" if stream == "err" else "36")
+            print(f"{prefix} {entry['message']}")
+    if grouped and not entries:
+        print("no log lines")
+
+
+def cmd_signal(ctx: Context) -> int:
+    return for_each(ctx, ctx.args.ids, "POST", "signal", {"signal": ctx.args.signal})
+
+
+def cmd_ping(ctx: Context) -> int:
+    try:
+        status = ctx.client(autostart=False).call("GET", "/daemon")
+    except DaemonNotRunning:
+        ctx.emit({"running": False}, lambda: f"daemon is not running (home {ctx.home})")
+        return 3
+    status["running"] = True
+    ctx.emit(
+        status,
+        lambda: f"daemon is running: pid {status['pid']}, version {status['version']}, "
+        f"up {status['uptime_seconds']}s, {status['online']}/{status['processes']} processes "
+        f"online, home {status['home']}",
+    )
+    return 0
+
+
+def cmd_kill(ctx: Context) -> int:
+    client = ctx.client(autostart=False)
+    try:
+        result = client.call("POST", "/daemon/kill")
+    except DaemonNotRunning:
+        ctx.emit({"success": True, "running": False}, lambda: "daemon is not running")
+        return 0
+    pid = result["pid"]
+    deadline = time.monotonic() + 120
+    while os.path.exists(f"/proc/{pid}") and _not_zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    n = result["restore_count"]
+    ctx.emit(result, lambda: f"daemon stopped; {n} process{'es' if n != 1 else ''} will be "
+             "restored when it next starts")
+    return 0
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+# -- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="pmdaemon",
+        description="A process manager that keeps apps in any language running.",
+        epilog="Exit codes: 0 success, 1 the operation failed, 2 usage error, "
+        "3 the daemon could not be reached or started. Home: $PMDAEMON_HOME or ~/.pmdaemon.",
+    )
+    parser.add_argument("--version", action="version", version=f"pmdaemon {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, func: Callable[[Context], int], help: str,
+                aliases: tuple[str, ...] = (), json_flag: bool = True) -> Parser:
+        p = sub.add_parser(name, help=help, description=help, aliases=list(aliases))
+        p.set_defaults(func=func)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+        return p
+
+    p = command("start", cmd_start, "create and start a process, or start an existing one by id or name")
+    p.add_argument("script", metavar="SCRIPT|ID|NAME",
+                   help="a program on PATH, a file, a quoted command line, or an existing process")
+    p.add_argument("-n", "--name", help="process name (default: the script's stem)")
+    p.add_argument("--cwd", help="working directory (default: the current directory)")
+    p.add_argument("-e", "--env", action="append", type=env_pair, metavar="KEY=VALUE",
+                   help="extra environment variable (repeatable)")
+    p.add_argument("--namespace", help="a label to group processes (default: default)")
+    p.add_argument("--interpreter", help="run the script with this program (none: run directly)")
+    p.add_argument("--max-restarts", help="consecutive unstable restarts before errored (16)")
+    p.add_argument("--min-uptime", help="a run shorter than this is unstable (1s)")
+    p.add_argument("--restart-delay", help="wait before each restart (0)")
+    p.add_argument("--exp-backoff-restart-delay",
+                   help="first restart delay, growing x1.5 per crash up to 15s")
+    p.add_argument("--kill-timeout", help="wait after the kill signal before SIGKILL (1600ms)")
+    p.add_argument("--kill-signal", help="first signal sent on stop (SIGTERM)")
+    p.add_argument("--stop-exit-codes", help="comma-separated exit codes that are not restarted")
+    p.add_argument("--no-autorestart", action="store_true", help="do not restart when it exits")
+    p.add_argument("--out-file", help="stdout log file (default: <home>/logs/<name>-out.log)")
+    p.add_argument("--error-file", help="stderr log file (default: <home>/logs/<name>-error.log)")
+    p.set_defaults(script_args=[])
+
+    p = command("stop", cmd_stop, "stop processes")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+
+    p = command("restart", cmd_restart, "restart processes")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+    p.add_argument("--update-env", action="store_true",
+                   help="replace the captured environment with this shell's")
+
+    p = command("delete", cmd_delete, "stop and remove processes", aliases=("del",))
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all; a status with --status")
+    p.add_argument("--status", action="store_true", help="delete every process in the given status")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+    p = command("list", cmd_list, "list processes", aliases=("ls",))
+    p.add_argument("--namespace", help="only this namespace")
+    p.add_argument("--status", choices=STATUSES, help="only this status")
+
+    p = command("info", cmd_info, "everything about one process", aliases=("describe",))
+    p.add_argument("id", metavar="ID", help="id or name")
+
+    p = command("logs", cmd_logs, "show recent log lines, or follow them")
+    p.add_argument("id", nargs="?", metavar="ID", help="id or name (default: all processes)")
+    p.add_argument("-l", "--lines", type=int, default=20, help="lines per file (20)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    stream = p.add_mutually_exclusive_group()
+    stream.add_argument("--err", action="store_true", help="stderr only")
+    stream.add_argument("--out", action="store_true", help="stdout only")
+
+    p = command("signal", cmd_signal, "send a signal to processes")
+    p.add_argument("signal", metavar="SIGNAL", help="e.g. SIGUSR1, HUP or 10")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+
+    command("ping", cmd_ping, "report whether the daemon runs")
+    command("kill", cmd_kill, "stop the daemon and its processes (they come back on its next start)")
+    return parser
+
+
+def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``start X -n y -- a b`` → the part argparse sees and the script's own arguments."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, script_args = split_script_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if script_args:
+        if args.command != "start":
+            parser.error("arguments after -- are only accepted by start")
+        args.script_args = script_args
+    if getattr(args, "lines", 0) is not None and getattr(args, "lines", 0) < 0:
+        parser.error("--lines must be zero or more")
+    ctx = Context(args)
+    try:
+        return int(args.func(ctx))
+    except UsageError as exc:
+        render.error(str(exc))
+        return 2
+    except (DaemonNotRunning, DaemonStartError) as exc:
+        render.error(exc.message)
+        return 3
+    except PmdError as exc:
+        render.error(exc.message)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if args.verbose:
+            raise
+        render.error(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for details)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

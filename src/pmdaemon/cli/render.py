@@ -1,0 +1,143 @@
+"""Everything the CLI shows a person: tables, process details, messages. Plain ANSI
+colours, off for NO_COLOR and when stdout is not a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+from pmdaemon.units import format_bytes, format_duration
+
+STATUS_COLOURS = {
+    "online": "32",
+    "starting": "36",
+    "stopping": "33",
+    "restarting": "33",
+    "stopped": "90",
+    "errored": "31",
+}
+HEALTH_COLOURS = {"healthy": "32", "unhealthy": "31", "unknown": "33"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    return "NO_COLOR" not in os.environ and stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+class Painter:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, code: str | None) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled and code else text
+
+    def status(self, status: str) -> str:
+        return self(status, STATUS_COLOURS.get(status))
+
+    def bold(self, text: str) -> str:
+        return self(text, "1")
+
+
+def _dash(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def process_table(procs: list[dict[str, Any]], paint: Painter) -> str:
+    headers = ["id", "name", "namespace", "status", "pid", "port", "uptime", "restarts",
+               "cpu", "memory", "health"]
+    rows: list[list[tuple[str, str | None]]] = []
+    for p in procs:
+        running = p.get("pid") is not None
+        health = p.get("health_status")
+        rows.append([
+            (str(p["id"]), None),
+            (p["name"], "1"),
+            (p["namespace"], None),
+            (p["status"], STATUS_COLOURS.get(p["status"])),
+            (_dash(p.get("pid")), None),
+            (_dash(p.get("port")), None),
+            (p["uptime"] if running else "-", None),
+            (str(p["restarts"]), "33" if p["restarts"] else None),
+            (f"{p['cpu_usage']:.1f}%" if running else "-", None),
+            (format_bytes(p["memory_usage"]) if running else "-", None),
+            (_dash(health), HEALTH_COLOURS.get(health or "")),
+        ])
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, (text, _) in enumerate(row):
+            widths[i] = max(widths[i], len(text))
+    sep = paint("│", "90")
+    line = "─"
+
+    def border(left: str, mid: str, right: str) -> str:
+        return paint(left + mid.join(line * (w + 2) for w in widths) + right, "90")
+
+    out = [border("┌", "┬", "┐")]
+    out.append(sep + sep.join(f" {paint(h.ljust(w), '1')} " for h, w in zip(headers, widths, strict=True)) + sep)
+    out.append(border("├", "┼", "┤"))
+    for row in rows:
+        cells = [f" {paint(text.ljust(w), code)} " for (text, code), w in zip(row, widths, strict=True)]
+        out.append(sep + sep.join(cells) + sep)
+    out.append(border("└", "┴", "┘"))
+    if not procs:
+        out.append("no processes: start one with `pmdaemon start SCRIPT`")
+    return "\n".join(out)
+
+
+DETAIL_FIELDS = [
+    ("id", "id"), ("name", "name"), ("namespace", "namespace"), ("status", "status"),
+    ("desired state", "desired_state"), ("pid", "pid"), ("uptime", "uptime"),
+    ("restarts", "restarts"), ("cpu", "cpu_usage"), ("memory", "memory_usage"),
+    ("exit code", "exit_code"), ("exit signal", "exit_signal"),
+    ("last restart reason", "last_restart_reason"), ("last error", "last_error"),
+    ("created at", "created_at"), ("started at", "started_at"),
+]
+
+
+def _config_value(key: str, value: Any) -> str:
+    if value is None or value == [] or value == {}:
+        return "-"
+    if key in ("min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout"):
+        return format_duration(float(value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def process_detail(p: dict[str, Any], paint: Painter) -> str:
+    out = [paint.bold(f"Process {p['name']} (id {p['id']})"), ""]
+    width = 22
+    for label, key in DETAIL_FIELDS:
+        value = p.get(key)
+        if key == "status":
+            text = paint.status(str(value))
+        elif key == "memory_usage":
+            text = format_bytes(value) if p.get("pid") else "-"
+        elif key == "cpu_usage":
+            text = f"{value:.1f}%" if p.get("pid") else "-"
+        elif key == "uptime":
+            text = str(value) if p.get("pid") else "-"
+        else:
+            text = _dash(value)
+        out.append(f"  {label.ljust(width)}{text}")
+    out += ["", paint.bold("Configuration"), ""]
+    for key, value in p.get("config", {}).items():
+        shown = "(names only) " + ", ".join(value) if key == "env" and value else _config_value(key, value)
+        out.append(f"  {key.ljust(width)}{shown}")
+    logs = p.get("logs", {})
+    out += ["", paint.bold("Logs"), "", f"  {'out'.ljust(width)}{logs.get('out')}",
+            f"  {'error'.ljust(width)}{logs.get('error')}"]
+    history = p.get("restart_history") or []
+    out += ["", paint.bold("Recent restarts"), ""]
+    if not history:
+        out.append("  none")
+    for item in history[-10:]:
+        out.append(f"  {item['at']}  {item['reason']}")
+    return "\n".join(out)
+
+
+def error(message: str) -> None:
+    paint = Painter(use_colour(sys.stderr))
+    print(f"{paint('error:', '31;1')} {message}", file=sys.stderr)

@@ -1,0 +1,65 @@
+"""Typed events and the bus that fans them out: each subscriber has a bounded queue, and a
+subscriber that falls behind is dropped rather than waited for."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    data: dict[str, Any]
+    timestamp: float = field(default_factory=time.time)
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
+        self._bus = bus
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self.dropped = False
+
+    async def get(self) -> Event | None:
+        """The next event, or None once this subscriber was dropped or closed."""
+        if self.dropped and self.queue.empty():
+            return None
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+
+    def subscribe(self, maxsize: int = 256) -> Subscription:
+        sub = Subscription(self, maxsize)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+
+    def publish(self, type_: str, data: dict[str, Any]) -> None:
+        event = Event(type_, data)
+        for sub in list(self._subscribers):
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self._drop(sub)
+
+    def _drop(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+        sub.dropped = True
+        # Make room for the end marker so a waiting reader wakes up and leaves.
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(None)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)

@@ -1,0 +1,100 @@
+"""From a ProcessSpec to a running child: the command line (interpreter by extension, a
+command string split like a shell would), the environment, the log files, and the spawn in
+a session of its own."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from pmdaemon.errors import SpawnError
+from pmdaemon.model import ProcessSpec
+
+INTERPRETERS = {
+    ".py": "python3",
+    ".js": "node",
+    ".mjs": "node",
+    ".cjs": "node",
+    ".sh": "bash",
+    ".rb": "ruby",
+}
+
+
+def _which(program: str, env: Mapping[str, str]) -> str | None:
+    return shutil.which(program, path=env.get("PATH", os.defpath))
+
+
+def command_line(spec: ProcessSpec, env: Mapping[str, str]) -> list[str]:
+    """The argv to exec for ``spec``, or SpawnError saying what is missing."""
+    script, args = spec.script, list(spec.args)
+    path = os.path.join(spec.cwd, os.path.expanduser(script))
+    if not os.path.isfile(path) and len(script.split()) > 1:
+        try:
+            words = shlex.split(script)
+        except ValueError as exc:
+            raise SpawnError(f"cannot split script {script!r}: {exc}") from None
+        script, args = words[0], words[1:] + args
+        path = os.path.join(spec.cwd, os.path.expanduser(script))
+    interpreter = spec.interpreter
+    if interpreter and interpreter != "none":
+        if not os.path.isfile(path):
+            raise SpawnError(f"script {script!r} not found in {spec.cwd}")
+        return [_resolve_interpreter(interpreter, env), path, *args]
+    if os.path.isfile(path):
+        if os.access(path, os.X_OK):
+            return [path, *args]
+        ext = os.path.splitext(path)[1].lower()
+        if ext in INTERPRETERS:
+            return [_resolve_interpreter(INTERPRETERS[ext], env), path, *args]
+        raise SpawnError(
+            f"script {script!r} is not executable and has no known extension "
+            f"({', '.join(INTERPRETERS)}): make it executable or set an interpreter"
+        )
+    if "/" in script:
+        raise SpawnError(f"script {script!r} not found (looked in {spec.cwd})")
+    program = _which(script, env)
+    if program is None:
+        raise SpawnError(
+            f"script {script!r} not found: it is neither a file in {spec.cwd} "
+            "nor a program on PATH"
+        )
+    return [program, *args]
+
+
+def _resolve_interpreter(name: str, env: Mapping[str, str]) -> str:
+    found = _which(name, env) if "/" not in name else (name if os.access(name, os.X_OK) else None)
+    if found is None:
+        raise SpawnError(f"interpreter {name!r} not found on PATH")
+    return found
+
+
+def open_log(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
+def spawn(
+    argv: list[str], cwd: str, env: Mapping[str, str], out_log: Path, err_log: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session with stdout and stderr appended to the log files."""
+    if not os.path.isdir(cwd):
+        raise SpawnError(f"working directory {cwd!r} does not exist")
+    try:
+        out_fd = open_log(out_log)
+        err_fd = open_log(err_log) if err_log != out_log else os.dup(out_fd)
+    except OSError as exc:
+        raise SpawnError(f"cannot open log file: {exc.strerror} ({exc.filename})") from None
+    try:
+        return subprocess.Popen(
+            argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out_fd,
+            stderr=err_fd, start_new_session=True, close_fds=True,
+        )
+    except OSError as exc:
+        raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)

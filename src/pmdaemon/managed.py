@@ -1,0 +1,305 @@
+"""One managed process: its state machine, its child, and what happens when the child
+exits. Operations on one process are serialised by its lock; exits arrive through a pidfd
+on the event loop, so a crash is noticed the moment it happens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pmdaemon import launcher, proctree
+from pmdaemon.errors import InvalidTransition, SpawnError
+from pmdaemon.model import Desired, ExitRecord, ProcessSpec, ProcessState, RestartRecord
+from pmdaemon.paths import Home
+from pmdaemon.policy import Action, Counters, after_exit, describe_exit
+from pmdaemon.store import ProcessRecord
+from pmdaemon.units import format_uptime
+
+log = logging.getLogger("pmdaemon.process")
+HISTORY = 20
+
+ChangeHook = Callable[["ManagedProcess", ProcessState, str | None], None]
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+class ManagedProcess:
+    def __init__(self, record: ProcessRecord, home: Home, on_change: ChangeHook) -> None:
+        self.id = record.id
+        self.spec: ProcessSpec = record.spec
+        self.base_env = record.base_env
+        self.desired = record.desired
+        self.created_at = record.created_at
+        self.restarts = record.restarts
+        self.exit_code = record.exit_code
+        self.exit_signal = record.exit_signal
+        self.last_restart_reason = record.last_restart_reason
+        self.history: deque[RestartRecord] = deque(record.restart_history, maxlen=HISTORY)
+        # A loaded process is stopped until boot starts or adopts it; errored stays errored.
+        self.state = (
+            ProcessState.ERRORED if record.status == ProcessState.ERRORED else ProcessState.STOPPED
+        )
+        self.pid: int | None = None
+        self.pid_start_ticks: int | None = None
+        self.started_at: float | None = None
+        self.last_error: str | None = None
+        self.cpu_usage = 0.0
+        self.memory_usage = 0
+        self.instance = 0
+        self._home = home
+        self._on_change = on_change
+        self._lock = asyncio.Lock()
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._pidfd: int | None = None
+        self._started_mono = 0.0
+        self._exited = asyncio.Event()
+        self._counters = Counters()
+        self._restart_task: asyncio.Task[None] | None = None
+
+    # -- views --------------------------------------------------------------------------
+
+    @property
+    def out_log(self) -> Path:
+        if self.spec.out_file:
+            return Path(self.spec.cwd, self.spec.out_file)
+        return self._home.out_log(self.spec.name)
+
+    @property
+    def error_log(self) -> Path:
+        if self.spec.error_file:
+            return Path(self.spec.cwd, self.spec.error_file)
+        return self._home.error_log(self.spec.name)
+
+    def uptime_seconds(self) -> float:
+        if self.pid is None or self.started_at is None:
+            return 0.0
+        return max(0.0, time.time() - self.started_at)
+
+    def view(self) -> dict[str, Any]:
+        """The §3.4 view shown by list, the API and the WebSocket."""
+        up = self.uptime_seconds()
+        return {
+            "id": self.id,
+            "name": self.spec.name,
+            "namespace": self.spec.namespace,
+            "status": self.state.value,
+            "pid": self.pid,
+            "port": None,
+            "instance": self.instance,
+            "cpu_usage": round(self.cpu_usage, 1),
+            "memory_usage": self.memory_usage,
+            "uptime": format_uptime(up) if self.pid is not None else "0s",
+            "uptime_seconds": int(up),
+            "restarts": self.restarts,
+            "health_status": None,
+            "exit_code": self.exit_code,
+            "last_restart_reason": self.last_restart_reason,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at) if self.pid is not None else None,
+        }
+
+    def record(self) -> ProcessRecord:
+        return ProcessRecord(
+            id=self.id,
+            spec=self.spec,
+            base_env=self.base_env,
+            desired=self.desired,
+            created_at=self.created_at,
+            restarts=self.restarts,
+            status=self.state.value,
+            pid=self.pid,
+            pid_start_ticks=self.pid_start_ticks,
+            started_at=self.started_at,
+            exit_code=self.exit_code,
+            exit_signal=self.exit_signal,
+            last_restart_reason=self.last_restart_reason,
+            restart_history=list(self.history),
+        )
+
+    def environment(self) -> dict[str, str]:
+        env = dict(self.base_env)
+        env.update(self.spec.env)
+        env.update(
+            PMDAEMON_ID=str(self.id),
+            PMDAEMON_NAME=self.spec.name,
+            PMDAEMON_INSTANCE=str(self.instance),
+            PMDAEMON_NAMESPACE=self.spec.namespace,
+            PM2_INSTANCE_ID=str(self.instance),
+            NODE_APP_INSTANCE=str(self.instance),
+        )
+        return env
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def _set_state(self, new: ProcessState, reason: str | None = None) -> None:
+        old = self.state
+        if old == new:
+            return
+        self.state = new
+        self._on_change(self, old, reason)
+
+    def _note_restart(self, reason: str) -> None:
+        self.restarts += 1
+        self.last_restart_reason = reason
+        self.history.append(RestartRecord(at=_iso(time.time()) or "", reason=reason, pid=self.pid))
+
+    def _spawn(self) -> None:
+        """Start the child now (the caller holds the lock). On failure the process is
+        errored and SpawnError propagates."""
+        self._set_state(ProcessState.STARTING)
+        try:
+            env = self.environment()
+            argv = launcher.command_line(self.spec, env)
+            popen = launcher.spawn(argv, self.spec.cwd, env, self.out_log, self.error_log)
+        except SpawnError as exc:
+            self.last_error = exc.message
+            self._set_state(ProcessState.ERRORED, exc.message)
+            raise
+        self._watch(popen.pid, popen)
+        self.exit_code = None
+        self.exit_signal = None
+        self.last_error = None
+        self._set_state(ProcessState.ONLINE)
+
+    def _watch(self, pid: int, popen: subprocess.Popen[bytes] | None) -> None:
+        self._popen = popen
+        self.pid = pid
+        self.pid_start_ticks = proctree.start_ticks(pid)
+        self._started_mono = time.monotonic()
+        if self.started_at is None or popen is not None:
+            self.started_at = time.time()
+        self._exited = asyncio.Event()
+        self._pidfd = os.pidfd_open(pid)
+        asyncio.get_running_loop().add_reader(self._pidfd, self._on_exit)
+
+    def adopt(self, pid: int, ticks: int | None, started_at: float | None) -> bool:
+        """Watch a child left running by a previous daemon instead of starting a new one."""
+        if not proctree.is_same_process(pid, ticks):
+            return False
+        try:
+            self.started_at = started_at
+            self._watch(pid, None)
+        except OSError:
+            self.pid = None
+            return False
+        self._set_state(ProcessState.ONLINE, "adopted")
+        return True
+
+    def _reap(self) -> ExitRecord:
+        if self._popen is not None:
+            code = self._popen.poll()
+            if code is None:  # pidfd said it exited; collect it for sure
+                code = self._popen.wait()
+        else:
+            try:
+                _, status = os.waitpid(self.pid or -1, os.WNOHANG)
+                code = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                return ExitRecord(None, None)  # adopted: not our child, the status is unknown
+        if code < 0:
+            return ExitRecord(None, signal.Signals(-code).name)
+        return ExitRecord(code, None)
+
+    def _on_exit(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._pidfd is not None
+        loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = None
+        exit = self._reap()
+        run_time = time.monotonic() - self._started_mono
+        self.exit_code, self.exit_signal = exit.code, exit.signal
+        self.pid = None
+        self.pid_start_ticks = None
+        self._popen = None
+        self.cpu_usage, self.memory_usage = 0.0, 0
+        self._exited.set()
+        if self.state == ProcessState.STOPPING or self.desired == Desired.STOPPED:
+            return  # a stop or restart in progress owns what happens next
+        decision = after_exit(self.spec, exit, run_time, self._counters)
+        self._counters = decision.counters
+        log.info("%s (id %d) %s", self.spec.name, self.id, describe_exit(exit))
+        if decision.action == Action.RESTART:
+            self._set_state(ProcessState.RESTARTING, decision.reason)
+            self._restart_task = loop.create_task(self._restart_after(decision.delay, decision.reason))
+        elif decision.action == Action.STOP:
+            self.desired = Desired.STOPPED
+            self._set_state(ProcessState.STOPPED, decision.reason)
+        else:
+            self.last_error = decision.reason
+            self._set_state(ProcessState.ERRORED, decision.reason)
+
+    async def _restart_after(self, delay: float, reason: str) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with self._lock:
+            if self.state != ProcessState.RESTARTING or self.desired != Desired.RUNNING:
+                return
+            self._restart_task = None
+            self._note_restart(reason)
+            with contextlib.suppress(SpawnError):
+                self._spawn()
+
+    def _cancel_pending_restart(self) -> None:
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+            self._restart_task = None
+
+    async def _terminate(self) -> None:
+        """Stop the running child and its whole tree (the caller holds the lock)."""
+        if self.pid is None:
+            return
+        self._set_state(ProcessState.STOPPING)
+        await proctree.kill_tree(
+            self.pid, self._exited, signal.Signals[self.spec.kill_signal], self.spec.kill_timeout
+        )
+
+    # -- operations -----------------------------------------------------------------------
+
+    async def start(self) -> bool:
+        """Start if not running; True when a child was started."""
+        async with self._lock:
+            self.desired = Desired.RUNNING
+            if self.pid is not None:
+                return False
+            self._cancel_pending_restart()
+            self._counters = Counters()
+            self._spawn()
+            return True
+
+    async def stop(self, *, keep_desired: bool = False) -> None:
+        async with self._lock:
+            if not keep_desired:
+                self.desired = Desired.STOPPED
+            self._cancel_pending_restart()
+            await self._terminate()
+            self._set_state(ProcessState.STOPPED)
+
+    async def restart(self, reason: str = "manual", env: Mapping[str, str] | None = None) -> None:
+        async with self._lock:
+            self._cancel_pending_restart()
+            await self._terminate()
+            if env is not None:
+                self.base_env = dict(env)
+            self.desired = Desired.RUNNING
+            self._counters = Counters()
+            self._note_restart(reason)
+            self._spawn()
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        if self.pid is None:
+            raise InvalidTransition(f"process {self.spec.name!r} is {self.state.value}, not running")
+        os.kill(self.pid, sig)

@@ -1,0 +1,95 @@
+"""The domain model: process states and their legal transitions, the frozen ProcessSpec a
+process is started from, and the records kept about its runs."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+import msgspec
+
+from pmdaemon.errors import InvalidInput
+
+
+class ProcessState(StrEnum):
+    STARTING = "starting"
+    ONLINE = "online"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    RESTARTING = "restarting"
+    ERRORED = "errored"
+
+
+S = ProcessState
+TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
+    S.STARTING: frozenset({S.ONLINE, S.ERRORED, S.STOPPING, S.RESTARTING, S.STOPPED}),
+    S.ONLINE: frozenset({S.STOPPING, S.RESTARTING, S.ERRORED, S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED}),
+    S.STOPPED: frozenset({S.STARTING}),
+    S.RESTARTING: frozenset({S.STARTING, S.STOPPED, S.ERRORED}),
+    S.ERRORED: frozenset({S.STARTING, S.STOPPED}),
+}
+
+
+def can_transition(old: ProcessState, new: ProcessState) -> bool:
+    return new in TRANSITIONS[old]
+
+
+class Desired(StrEnum):
+    """What the user asked for; survives daemon restarts (``unless-stopped`` semantics)."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+NAME_FORMS = (
+    "1 to 64 characters of letters, digits, '_', '.' and '-', starting with a letter, "
+    "digit or '_', not all digits and not 'all'"
+)
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput(f"invalid name {name!r}: expected {NAME_FORMS}", {"field": "name"})
+    if NAME_PATTERN.fullmatch(name) is None or name.isdigit() or name == "all":
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise InvalidInput(
+            f"invalid name {shown!r}: expected {NAME_FORMS}", {"field": "name", "value": shown}
+        )
+    return name
+
+
+class ProcessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything needed to run one process; durations in seconds, sizes in bytes."""
+
+    name: str
+    script: str
+    args: tuple[str, ...] = ()
+    interpreter: str | None = None
+    cwd: str = "/"
+    env: dict[str, str] = {}
+    namespace: str = "default"
+    autorestart: bool = True
+    max_restarts: int = 16
+    min_uptime: float = 1.0
+    restart_delay: float = 0.0
+    exp_backoff_restart_delay: float | None = None
+    stop_exit_codes: tuple[int, ...] = ()
+    kill_signal: str = "SIGTERM"
+    kill_timeout: float = 1.6
+    out_file: str | None = None
+    error_file: str | None = None
+
+
+class ExitRecord(msgspec.Struct, frozen=True):
+    """How one run ended: ``code`` or ``signal`` (None when unknown, e.g. an adopted PID)."""
+
+    code: int | None
+    signal: str | None
+
+
+class RestartRecord(msgspec.Struct, frozen=True):
+    at: str
+    reason: str
+    pid: int | None = None

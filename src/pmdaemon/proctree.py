@@ -1,0 +1,168 @@
+"""Process trees read straight from /proc, and the tree kill that stop relies on: the
+group gets the signal, escaped descendants are found and signalled too, and pidfds tell
+when each one is gone (a zombie counts as gone)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    pgrp: int
+    session: int
+    state: str
+    start_ticks: int
+    cpu_ticks: int = 0
+    rss_pages: int = 0
+
+
+def read_stat(pid: int) -> ProcInfo | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return ProcInfo(
+            pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode(),
+            int(fields[19]), int(fields[11]) + int(fields[12]), int(fields[21]),
+        )
+    except (IndexError, ValueError):
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    info = read_stat(pid)
+    return info.start_ticks if info else None
+
+
+def is_same_process(pid: int, ticks: int | None) -> bool:
+    """True when ``pid`` is alive (not a zombie) and started at ``ticks``: guards PID reuse."""
+    info = read_stat(pid)
+    return info is not None and info.state != "Z" and (ticks is None or info.start_ticks == ticks)
+
+
+def snapshot() -> dict[int, ProcInfo]:
+    table: dict[int, ProcInfo] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = read_stat(int(entry))
+            if info is not None:
+                table[info.pid] = info
+    return table
+
+
+def index_children(table: dict[int, ProcInfo]) -> dict[int, list[ProcInfo]]:
+    children: dict[int, list[ProcInfo]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info)
+    return children
+
+
+def descendants(root: int, children: dict[int, list[ProcInfo]]) -> list[ProcInfo]:
+    found: list[ProcInfo] = []
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            found.append(child)
+            stack.append(child.pid)
+    return found
+
+
+def tree_members(root: int, table: dict[int, ProcInfo]) -> list[ProcInfo]:
+    """Descendants of ``root`` plus anything still in its session or group (orphans that
+    were re-parented keep those)."""
+    members = {p.pid: p for p in descendants(root, index_children(table))}
+    for info in table.values():
+        if info.pid != root and (info.session == root or info.pgrp == root):
+            members.setdefault(info.pid, info)
+    return [p for p in members.values() if p.state != "Z"]
+
+
+def send(pid: int, sig: signal.Signals, *, group: bool = False) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def open_pidfd(info: ProcInfo) -> int | None:
+    try:
+        fd = os.pidfd_open(info.pid)
+    except OSError:
+        return None
+    # Between the /proc read and pidfd_open the PID may have been reused.
+    if not is_same_process(info.pid, info.start_ticks):
+        os.close(fd)
+        return None
+    return fd
+
+
+async def wait_pidfds(fds: list[int], timeout: float) -> list[int]:
+    """Wait until every pidfd reports its process gone; return those still alive."""
+    if not fds:
+        return []
+    loop = asyncio.get_running_loop()
+    pending = set(fds)
+    done = asyncio.Event()
+
+    def on_ready(fd: int) -> None:
+        loop.remove_reader(fd)
+        pending.discard(fd)
+        if not pending:
+            done.set()
+
+    for fd in fds:
+        loop.add_reader(fd, on_ready, fd)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        for fd in pending:
+            loop.remove_reader(fd)
+    return sorted(pending)
+
+
+async def kill_tree(
+    root: int, exited: asyncio.Event, sig: signal.Signals, timeout: float
+) -> None:
+    """Signal ``root``'s group and every descendant; after ``timeout`` SIGKILL whatever is
+    left. Returns when the root has exited (``exited`` set by its owner) and no member of
+    the tree is alive."""
+    members = tree_members(root, snapshot())
+    send(root, sig, group=True)
+    send(root, sig)
+    for member in members:
+        if member.pgrp != root:
+            send(member.pid, sig)
+    fds = [fd for fd in map(open_pidfd, members) if fd is not None]
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(exited.wait(), timeout)
+        alive = await wait_pidfds(fds, max(0.0, deadline - asyncio.get_running_loop().time()))
+        if exited.is_set() and not alive:
+            return
+        # Escalate: the group, everything found before, and anything that joined since.
+        send(root, signal.SIGKILL, group=True)
+        send(root, signal.SIGKILL)
+        late = [m for m in tree_members(root, snapshot()) if m.pid not in {x.pid for x in members}]
+        for member in [*members, *late]:
+            send(member.pid, signal.SIGKILL)
+        fds.extend(fd for fd in map(open_pidfd, late) if fd is not None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(exited.wait(), 5.0)
+        await wait_pidfds(fds, 5.0)
+    finally:
+        for fd in fds:
+            os.close(fd)

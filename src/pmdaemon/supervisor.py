@@ -1,0 +1,251 @@
+"""The Supervisor: the registry of managed processes. It resolves identifiers, creates and
+deletes processes, runs bulk operations in parallel, samples metrics, and persists the table
+after every change. It knows nothing of HTTP or the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from pmdaemon import proctree
+from pmdaemon.errors import InvalidInput, PmdError, ProcessExists, ProcessNotFound
+from pmdaemon.events import EventBus
+from pmdaemon.managed import ManagedProcess
+from pmdaemon.model import Desired, ProcessState
+from pmdaemon.paths import Home
+from pmdaemon.specs import build_spec
+from pmdaemon.store import ProcessRecord, StateFile, Store
+
+log = logging.getLogger("pmdaemon.supervisor")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Supervisor:
+    def __init__(self, home: Home, store: Store, bus: EventBus, *,
+                 metrics_interval: float = 1.0) -> None:
+        self.home = home
+        self.store = store
+        self.bus = bus
+        self.metrics_interval = metrics_interval
+        self.processes: dict[int, ManagedProcess] = {}
+        self._next_id = 0
+        self._save_scheduled = False
+        self._cpu_prev: dict[int, tuple[float, int]] = {}
+        self._loaded_pids: dict[int, tuple[int | None, int | None, float | None]] = {}
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def load(self) -> None:
+        state = self.store.load()
+        self._next_id = state.next_id
+        for record in state.processes:
+            self._loaded_pids[record.id] = (record.pid, record.pid_start_ticks, record.started_at)
+            self.processes[record.id] = ManagedProcess(record, self.home, self._changed)
+            self._next_id = max(self._next_id, record.id + 1)
+
+    def save(self) -> None:
+        self._save_scheduled = False
+        state = StateFile(
+            next_id=self._next_id,
+            processes=[p.record() for p in sorted(self.processes.values(), key=lambda p: p.id)],
+        )
+        try:
+            self.store.save(state)
+        except OSError as exc:  # the old generation stays; the next change retries
+            log.error("could not save state: %s", exc)
+
+    def _schedule_save(self) -> None:
+        # Changes in one loop iteration (a crash and its restart, a bulk stop) share a write.
+        if not self._save_scheduled:
+            self._save_scheduled = True
+            asyncio.get_running_loop().call_soon(self._save_if_scheduled)
+
+    def _save_if_scheduled(self) -> None:
+        if self._save_scheduled:
+            self.save()
+
+    def _changed(self, proc: ManagedProcess, previous: ProcessState, reason: str | None) -> None:
+        self.bus.publish(
+            "process_status",
+            {
+                "id": proc.id,
+                "name": proc.spec.name,
+                "status": proc.state.value,
+                "previous_status": previous.value,
+                "pid": proc.pid,
+                "port": None,
+                "reason": reason,
+            },
+        )
+        self._schedule_save()
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    def resolve(self, ident: str) -> list[ManagedProcess]:
+        """Processes named by an id, a name, or ``all`` (sorted by id)."""
+        if ident == "all":
+            return self.sorted()
+        if ident.isdigit() and len(ident) < 10:
+            proc = self.processes.get(int(ident))
+            if proc is not None:
+                return [proc]
+        else:
+            found = [p for p in self.processes.values() if p.spec.name == ident]
+            if found:
+                return found
+        shown = ident if len(ident) <= 64 else ident[:61] + "..."
+        raise ProcessNotFound(f"no process with id or name {shown!r}", {"id": shown})
+
+    def sorted(self) -> list[ManagedProcess]:
+        return [self.processes[i] for i in sorted(self.processes)]
+
+    def by_name(self, name: str) -> ManagedProcess | None:
+        return next((p for p in self.processes.values() if p.spec.name == name), None)
+
+    # -- operations -----------------------------------------------------------------------
+
+    async def create(
+        self, config: Mapping[str, Any], base_env: Mapping[str, str], cwd: str
+    ) -> ManagedProcess:
+        """Validate, register and start a new process. A spawn failure leaves it registered
+        as errored (so `info` can say why) and raises SpawnError."""
+        spec = build_spec(config, default_cwd=cwd)
+        existing = self.by_name(spec.name)
+        if existing is not None:
+            raise ProcessExists(
+                f"a process named {spec.name!r} already exists (id {existing.id}); "
+                "restart it, or delete it first",
+                {"name": spec.name, "id": existing.id},
+            )
+        record = ProcessRecord(
+            id=self._next_id, spec=spec, base_env=dict(base_env), desired=Desired.RUNNING,
+            created_at=time.time(),
+        )
+        self._next_id += 1
+        proc = ManagedProcess(record, self.home, self._changed)
+        self.processes[proc.id] = proc
+        try:
+            await proc.start()
+        finally:
+            self.save()
+        return proc
+
+    async def each(
+        self, procs: Iterable[ManagedProcess], action: Callable[[ManagedProcess], Awaitable[Any]]
+    ) -> None:
+        """Run ``action`` on every process in parallel; the first error is raised after all
+        have finished, so one bad process never leaves the others half-done."""
+        results = await asyncio.gather(*(action(p) for p in procs), return_exceptions=True)
+        self.save()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def start(self, ident: str) -> list[ManagedProcess]:
+        procs = self.resolve(ident)
+        await self.each(procs, lambda p: p.start())
+        return procs
+
+    async def stop(self, ident: str) -> list[ManagedProcess]:
+        procs = self.resolve(ident)
+        await self.each(procs, lambda p: p.stop())
+        return procs
+
+    async def restart(
+        self, ident: str, env: Mapping[str, str] | None = None
+    ) -> list[ManagedProcess]:
+        procs = self.resolve(ident)
+        await self.each(procs, lambda p: p.restart("manual", env))
+        return procs
+
+    async def delete(self, ident: str) -> list[ManagedProcess]:
+        procs = self.resolve(ident)
+
+        async def remove(proc: ManagedProcess) -> None:
+            await proc.stop()
+            self.processes.pop(proc.id, None)
+            self.bus.publish("process_deleted", {"id": proc.id, "name": proc.spec.name})
+
+        await self.each(procs, remove)
+        return procs
+
+    def signal(self, ident: str, sig_name: str) -> list[ManagedProcess]:
+        try:
+            sig = signal.Signals[sig_name.upper() if sig_name.upper().startswith("SIG")
+                                 else "SIG" + sig_name.upper()]
+        except KeyError:
+            if sig_name.isdigit() and int(sig_name) in {s.value for s in signal.Signals}:
+                sig = signal.Signals(int(sig_name))
+            else:
+                raise InvalidInput(
+                    f"unknown signal {sig_name[:32]!r}: expected a name such as SIGUSR1 or HUP, "
+                    "or a number"
+                ) from None
+        procs = self.resolve(ident)
+        for proc in procs:
+            proc.send_signal(sig)
+        return procs
+
+    # -- daemon lifecycle -----------------------------------------------------------------
+
+    async def boot(self) -> None:
+        """Bring every process to its desired state: adopt live children of a previous
+        daemon, start the rest that should run."""
+        to_start: list[ManagedProcess] = []
+        for proc in self.sorted():
+            if proc.desired != Desired.RUNNING:
+                continue
+            pid, ticks, started_at = self._loaded_pids.pop(proc.id, (None, None, None))
+            if pid is not None and proc.adopt(pid, ticks, started_at):
+                log.info("adopted %s (id %d) pid %s", proc.spec.name, proc.id, proc.pid)
+                continue
+            to_start.append(proc)
+
+        async def start(proc: ManagedProcess) -> None:
+            with contextlib.suppress(PmdError):
+                await proc.start()
+
+        await self.each(to_start, start)
+
+    async def shutdown(self) -> None:
+        """Stop everything in parallel, keeping desired states, and save."""
+        await self.each(self.sorted(), lambda p: p.stop(keep_desired=True))
+
+    # -- metrics --------------------------------------------------------------------------
+
+    def sample(self) -> None:
+        """One pass over /proc: CPU and RSS of each process tree (the app and descendants)."""
+        live = [p for p in self.processes.values() if p.pid is not None]
+        if not live:
+            self._cpu_prev.clear()
+            return
+        table = proctree.snapshot()
+        children = proctree.index_children(table)
+        now = time.monotonic()
+        seen: dict[int, tuple[float, int]] = {}
+        for proc in live:
+            assert proc.pid is not None
+            root = table.get(proc.pid)
+            if root is None:
+                continue
+            members = [root, *proctree.descendants(proc.pid, children)]
+            ticks = sum(m.cpu_ticks for m in members)
+            proc.memory_usage = sum(m.rss_pages for m in members) * PAGE_SIZE
+            prev = self._cpu_prev.get(proc.pid)
+            if prev is not None and now > prev[0]:
+                used = max(0, ticks - prev[1]) / CLK_TCK
+                proc.cpu_usage = 100.0 * used / (now - prev[0])
+            seen[proc.pid] = (now, ticks)
+        self._cpu_prev = seen
+
+    async def run_sampler(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.metrics_interval)

@@ -1,0 +1,103 @@
+"""Parsers and formatters for the human units shared by every surface: durations, sizes.
+
+Durations are float seconds inside the program; the strings (``500ms``, ``1.5s``) exist only
+at the edges.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from pmdaemon.errors import InvalidInput
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?")
+_DURATION_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 0.001}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([kmgt]?)(i?b)?", re.IGNORECASE)
+_SIZE_SCALE = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+DURATION_FORMS = "a duration like 500ms, 5s, 1.5s, 1m or 2h (a bare integer means milliseconds)"
+SIZE_FORMS = "a size like 512K, 100M, 1G or 1.5GB (a bare integer means bytes)"
+MAX_DURATION = 366 * 24 * 3600.0
+
+
+def parse_duration(value: object, field: str) -> float:
+    """Return seconds for ``value`` (a duration string or a number of milliseconds)."""
+    if isinstance(value, bool):
+        raise _bad(field, value, DURATION_FORMS)
+    if isinstance(value, int | float):
+        seconds = float(value) / 1000.0
+    elif isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match is None:
+            raise _bad(field, value, DURATION_FORMS)
+        seconds = float(match.group(1)) * _DURATION_SCALE[match.group(2)]
+    else:
+        raise _bad(field, value, DURATION_FORMS)
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_DURATION:
+        raise _bad(field, value, DURATION_FORMS + ", at most a year")
+    return seconds
+
+
+def parse_size(value: object, field: str) -> int:
+    """Return bytes for ``value`` (a 1024-based size string or a number of bytes)."""
+    if isinstance(value, bool):
+        raise _bad(field, value, SIZE_FORMS)
+    if isinstance(value, int):
+        size = float(value)
+    elif isinstance(value, str):
+        match = _SIZE.fullmatch(value.strip())
+        if match is None or (match.group(3) and match.group(3).lower() == "ib" and not match.group(2)):
+            raise _bad(field, value, SIZE_FORMS)
+        size = float(match.group(1)) * _SIZE_SCALE[match.group(2).lower()]
+    else:
+        raise _bad(field, value, SIZE_FORMS)
+    if not math.isfinite(size) or size < 1 or size > 2**62:
+        raise _bad(field, value, SIZE_FORMS + ", greater than zero")
+    return int(size)
+
+
+def format_duration(seconds: float) -> str:
+    """``ms`` below a second, else the largest two units that matter (``1.5s``, ``2m``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{seconds:g}s"
+    if seconds < 3600 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    return f"{seconds:g}s"
+
+
+def format_uptime(seconds: float) -> str:
+    """Human uptime as PMDaemon shows it: ``2h 15m 30s``, ``3d 4h``, ``45s``."""
+    total = int(max(seconds, 0))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def format_bytes(size: int) -> str:
+    """1024-based, one decimal: ``12.3 MiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _bad(field: str, value: object, forms: str) -> InvalidInput:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return InvalidInput(
+        f"invalid {field} {shown}: expected {forms}",
+        {"field": field, "value": shown},
+    )
