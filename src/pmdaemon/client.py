@@ -97,7 +97,7 @@ class Client:
     def connect(self) -> socket.socket:
         try:
             return self._connect()
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             if not self.autostart:
                 raise DaemonNotRunning(f"the daemon is not running (home {self.home})") from None
         except OSError as exc:

@@ -116,6 +116,10 @@ def _exit_codes(field: str, value: Any) -> tuple[int, ...]:
     return tuple(_count(field, v, 0, 255) for v in value)
 
 
+def _duration(field: str, value: Any) -> float:
+    return parse_duration(value, field)
+
+
 def _optional(parse: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     def parser(field: str, value: Any) -> Any:
         return None if value is None else parse(field, value)
@@ -133,12 +137,12 @@ FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "namespace": lambda f, v: validate_name(v) if v != "default" else v,
     "autorestart": _bool,
     "max_restarts": lambda f, v: _count(f, v, 0, 1_000_000),
-    "min_uptime": parse_duration,
-    "restart_delay": parse_duration,
-    "exp_backoff_restart_delay": _optional(parse_duration),
+    "min_uptime": _duration,
+    "restart_delay": _duration,
+    "exp_backoff_restart_delay": _optional(_duration),
     "stop_exit_codes": _exit_codes,
     "kill_signal": _signal_name,
-    "kill_timeout": parse_duration,
+    "kill_timeout": _duration,
     "out_file": _optional(_string),
     "error_file": _optional(_string),
 }

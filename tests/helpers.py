@@ -1,0 +1,106 @@
+"""Test helpers: polling with a deadline, process liveness, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+CHILDREN = Path(__file__).parent / "children"
+PMDAEMON = str(Path(sys.executable).parent / "pmdaemon")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
+               what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail with the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = predicate()
+        except Exception as exc:  # an observation that failed is a value too
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def alive(pid: int) -> bool:
+    """True when ``pid`` runs and is not a zombie (PID 1 here reaps orphans late)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def child(name: str) -> str:
+    return str(CHILDREN / name)
+
+
+class Pmd:
+    """Runs the installed ``pmdaemon`` command against one home."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "PMDAEMON_HOME": str(home), "NO_COLOR": "1"}
+        self.seen_pids: set[int] = set()
+
+    def run(self, *args: str, check: bool = True, timeout: float = 60,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [PMDAEMON, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+            input=input, stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"pmdaemon {' '.join(args)} exited {result.returncode}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str) -> Any:
+        """Run with --json (placed before any ``--``) and decode the output."""
+        split = args.index("--") if "--" in args else len(args)
+        return json.loads(self.run(*args[:split], "--json", *args[split:]).stdout)
+
+    def list(self) -> list[dict[str, Any]]:
+        procs: list[dict[str, Any]] = self.json("list")
+        self.seen_pids.update(p["pid"] for p in procs if p["pid"])
+        return procs
+
+    def proc(self, ident: str) -> dict[str, Any]:
+        info: dict[str, Any] = self.json("info", ident)
+        if info.get("pid"):
+            self.seen_pids.add(info["pid"])
+        return info
+
+    def start(self, *args: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.json("start", *args)
+        self.seen_pids.update(p["pid"] for p in result["processes"] if p["pid"])
+        return result
+
+    def daemon_pid(self) -> int | None:
+        try:
+            return int((self.home / "daemon.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_online(self, ident: str, *, not_pid: int | None = None,
+                    timeout: float = 10) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            p = self.proc(ident)
+            if p["status"] == "online" and p["pid"] and p["pid"] != not_pid:
+                return p
+            return None
+
+        return wait_until(check, timeout, what=f"{ident} online")
