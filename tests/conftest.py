@@ -31,8 +31,11 @@ def pmd(home: Path) -> Iterator[Pmd]:
             os.kill(pid, signal.SIGKILL)
     leftover: list[int] = []
     try:
-        wait_until(lambda: not any(alive(p) for p in runner.seen_pids), timeout=10,
-                   what="every child gone after teardown")
+        wait_until(
+            lambda: not any(alive(p) for p in runner.seen_pids),
+            timeout=10,
+            what="every child gone after teardown",
+        )
     except AssertionError:
         leftover = [p for p in runner.seen_pids if alive(p)]
         for p in leftover:

@@ -16,8 +16,12 @@ CHILDREN = Path(__file__).parent / "children"
 PMDAEMON = str(Path(sys.executable).parent / "pmdaemon")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
-               what: str = "condition") -> T:
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> T:
     """Poll ``predicate`` until it returns something truthy; fail with the last value."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -55,11 +59,17 @@ class Pmd:
         self.env = {**os.environ, "PMDAEMON_HOME": str(home), "NO_COLOR": "1"}
         self.seen_pids: set[int] = set()
 
-    def run(self, *args: str, check: bool = True, timeout: float = 60,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [PMDAEMON, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-            input=input, stdin=None if input is not None else subprocess.DEVNULL,
+            [PMDAEMON, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -95,8 +105,9 @@ class Pmd:
         except (OSError, ValueError):
             return None
 
-    def wait_online(self, ident: str, *, not_pid: int | None = None,
-                    timeout: float = 10) -> dict[str, Any]:
+    def wait_online(
+        self, ident: str, *, not_pid: int | None = None, timeout: float = 10
+    ) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             p = self.proc(ident)
             if p["status"] == "online" and p["pid"] and p["pid"] != not_pid:

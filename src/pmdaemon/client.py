@@ -20,8 +20,9 @@ START_TIMEOUT = 30.0
 
 
 class Response:
-    def __init__(self, status: int, headers: dict[str, str], sock: socket.socket,
-                 buffered: bytes) -> None:
+    def __init__(
+        self, status: int, headers: dict[str, str], sock: socket.socket, buffered: bytes
+    ) -> None:
         self.status = status
         self.headers = headers
         self._sock = sock
@@ -162,10 +163,21 @@ class Client:
         read_fd, write_fd = os.pipe()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "pmdaemon.daemon", "--home", str(self.home),
-                 "--ready-fd", str(write_fd)],
-                pass_fds=(write_fd,), start_new_session=True, cwd="/",
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    sys.executable,
+                    "-m",
+                    "pmdaemon.daemon",
+                    "--home",
+                    str(self.home),
+                    "--ready-fd",
+                    str(write_fd),
+                ],
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         finally:
             os.close(write_fd)

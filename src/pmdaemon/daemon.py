@@ -42,9 +42,7 @@ def prepare_home(home: Home) -> None:
             os.chmod(home.root, 0o700)
         home.logs_dir.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
-        raise DaemonStartError(
-            f"cannot create home {home.root}: {exc.strerror or exc}"
-        ) from None
+        raise DaemonStartError(f"cannot create home {home.root}: {exc.strerror or exc}") from None
     if not os.access(home.root, os.W_OK | os.X_OK):
         raise DaemonStartError(f"home {home.root} is not writable")
 
@@ -129,8 +127,13 @@ class Daemon:
         self.supervisor.load()
         app = build_control_app(self.supervisor, DaemonControl(self.status, self.shutdown))
         config = uvicorn.Config(
-            app, lifespan="off", log_level="warning", access_log=False,
-            timeout_graceful_shutdown=1, ws="none", http="httptools",
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            ws="none",
+            http="httptools",
         )
         server = OwnSignalsServer(config)
         serving = loop.create_task(server.serve(sockets=[self.sock]))

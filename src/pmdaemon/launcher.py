@@ -59,8 +59,7 @@ def command_line(spec: ProcessSpec, env: Mapping[str, str]) -> list[str]:
     program = _which(script, env)
     if program is None:
         raise SpawnError(
-            f"script {script!r} not found: it is neither a file in {spec.cwd} "
-            "nor a program on PATH"
+            f"script {script!r} not found: it is neither a file in {spec.cwd} nor a program on PATH"
         )
     return [program, *args]
 
@@ -90,8 +89,14 @@ def spawn(
         raise SpawnError(f"cannot open log file: {exc.strerror} ({exc.filename})") from None
     try:
         return subprocess.Popen(
-            argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out_fd,
-            stderr=err_fd, start_new_session=True, close_fds=True,
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=err_fd,
+            start_new_session=True,
+            close_fds=True,
         )
     except OSError as exc:
         raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror}") from None

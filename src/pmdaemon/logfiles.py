@@ -20,19 +20,18 @@ def tail(path: Path, lines: int) -> list[str]:
 def tail_at(path: Path, lines: int) -> tuple[list[str], int]:
     """``tail`` plus the file offset it read up to, for a follow that starts there."""
     try:
-        f = open(path, "rb")
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            pos, data = end, b""
+            while lines > 0 and pos > 0 and data.count(b"\n") <= lines:
+                step = min(CHUNK, pos)
+                pos -= step
+                f.seek(pos)
+                data = f.read(step) + data
+                if len(data) > lines * MAX_LINE + CHUNK:
+                    break
     except OSError:
         return [], 0
-    with f:
-        end = f.seek(0, os.SEEK_END)
-        pos, data = end, b""
-        while lines > 0 and pos > 0 and data.count(b"\n") <= lines:
-            step = min(CHUNK, pos)
-            pos -= step
-            f.seek(pos)
-            data = f.read(step) + data
-            if len(data) > lines * MAX_LINE + CHUNK:
-                break
     text = data.decode("utf-8", errors="replace")
     if text.endswith("\n"):
         text = text[:-1]

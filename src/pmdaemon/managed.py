@@ -234,7 +234,9 @@ class ManagedProcess:
         log.info("%s (id %d) %s", self.spec.name, self.id, describe_exit(exit))
         if decision.action == Action.RESTART:
             self._set_state(ProcessState.RESTARTING, decision.reason)
-            self._restart_task = loop.create_task(self._restart_after(decision.delay, decision.reason))
+            self._restart_task = loop.create_task(
+                self._restart_after(decision.delay, decision.reason)
+            )
         elif decision.action == Action.STOP:
             self.desired = Desired.STOPPED
             self._set_state(ProcessState.STOPPED, decision.reason)
@@ -301,5 +303,7 @@ class ManagedProcess:
 
     def send_signal(self, sig: signal.Signals) -> None:
         if self.pid is None:
-            raise InvalidTransition(f"process {self.spec.name!r} is {self.state.value}, not running")
+            raise InvalidTransition(
+                f"process {self.spec.name!r} is {self.state.value}, not running"
+            )
         os.kill(self.pid, sig)

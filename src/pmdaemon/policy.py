@@ -41,7 +41,9 @@ def describe_exit(exit: ExitRecord) -> str:
     return "exited (status unknown)"
 
 
-def after_exit(spec: ProcessSpec, exit: ExitRecord, run_time: float, counters: Counters) -> Decision:
+def after_exit(
+    spec: ProcessSpec, exit: ExitRecord, run_time: float, counters: Counters
+) -> Decision:
     """What to do when a run that should have kept going has ended."""
     reason = describe_exit(exit)
     if not spec.autorestart:

@@ -33,8 +33,14 @@ def read_stat(pid: int) -> ProcInfo | None:
     fields = raw[raw.rfind(b")") + 2 :].split()
     try:
         return ProcInfo(
-            pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode(),
-            int(fields[19]), int(fields[11]) + int(fields[12]), int(fields[21]),
+            pid,
+            int(fields[1]),
+            int(fields[2]),
+            int(fields[3]),
+            fields[0].decode(),
+            int(fields[19]),
+            int(fields[11]) + int(fields[12]),
+            int(fields[21]),
         )
     except (IndexError, ValueError):
         return None
@@ -133,9 +139,7 @@ async def wait_pidfds(fds: list[int], timeout: float) -> list[int]:
     return sorted(pending)
 
 
-async def kill_tree(
-    root: int, exited: asyncio.Event, sig: signal.Signals, timeout: float
-) -> None:
+async def kill_tree(root: int, exited: asyncio.Event, sig: signal.Signals, timeout: float) -> None:
     """Signal ``root``'s group and every descendant; after ``timeout`` SIGKILL whatever is
     left. Returns when the root has exited (``exited`` set by its owner) and no member of
     the tree is alive."""

@@ -20,8 +20,9 @@ MAX_ENV = 4096
 
 def _string(field: str, value: Any, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
-        raise InvalidInput(f"invalid {field}: expected a string, got {type(value).__name__}",
-                           {"field": field})
+        raise InvalidInput(
+            f"invalid {field}: expected a string, got {type(value).__name__}", {"field": field}
+        )
     if not allow_empty and not value.strip():
         raise InvalidInput(f"invalid {field}: it must not be empty", {"field": field})
     if len(value) > MAX_STRING or "\x00" in value:
@@ -62,8 +63,9 @@ def _args(field: str, value: Any) -> tuple[str, ...]:
         raise InvalidInput(
             f"invalid {field}: expected a list of at most {MAX_ARGS} strings", {"field": field}
         )
-    return tuple(_string(field, str(v) if isinstance(v, int | float) else v, allow_empty=True)
-                 for v in value)
+    return tuple(
+        _string(field, str(v) if isinstance(v, int | float) else v, allow_empty=True) for v in value
+    )
 
 
 def _env(field: str, value: Any) -> dict[str, str]:
@@ -171,8 +173,9 @@ def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
         if parsed is not None:
             values[key] = parsed
     if "script" not in values:
-        raise InvalidInput("missing field 'script': the program or file to run",
-                           {"field": "script"})
+        raise InvalidInput(
+            "missing field 'script': the program or file to run", {"field": "script"}
+        )
     if "name" not in values:
         values["name"] = validate_name(default_name(values["script"]))
     cwd = values.get("cwd", default_cwd)

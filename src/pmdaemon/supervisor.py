@@ -28,8 +28,9 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class Supervisor:
-    def __init__(self, home: Home, store: Store, bus: EventBus, *,
-                 metrics_interval: float = 1.0) -> None:
+    def __init__(
+        self, home: Home, store: Store, bus: EventBus, *, metrics_interval: float = 1.0
+    ) -> None:
         self.home = home
         self.store = store
         self.bus = bus
@@ -125,7 +126,10 @@ class Supervisor:
                 {"name": spec.name, "id": existing.id},
             )
         record = ProcessRecord(
-            id=self._next_id, spec=spec, base_env=dict(base_env), desired=Desired.RUNNING,
+            id=self._next_id,
+            spec=spec,
+            base_env=dict(base_env),
+            desired=Desired.RUNNING,
             created_at=time.time(),
         )
         self._next_id += 1
@@ -178,8 +182,9 @@ class Supervisor:
 
     def signal(self, ident: str, sig_name: str) -> list[ManagedProcess]:
         try:
-            sig = signal.Signals[sig_name.upper() if sig_name.upper().startswith("SIG")
-                                 else "SIG" + sig_name.upper()]
+            sig = signal.Signals[
+                sig_name.upper() if sig_name.upper().startswith("SIG") else "SIG" + sig_name.upper()
+            ]
         except KeyError:
             if sig_name.isdigit() and int(sig_name) in {s.value for s in signal.Signals}:
                 sig = signal.Signals(int(sig_name))

@@ -47,7 +47,9 @@ def parse_size(value: object, field: str) -> int:
         size = float(value)
     elif isinstance(value, str):
         match = _SIZE.fullmatch(value.strip())
-        if match is None or (match.group(3) and match.group(3).lower() == "ib" and not match.group(2)):
+        if match is None or (
+            match.group(3) and match.group(3).lower() == "ib" and not match.group(2)
+        ):
             raise _bad(field, value, SIZE_FORMS)
         size = float(match.group(1)) * _SIZE_SCALE[match.group(2).lower()]
     else:

@@ -22,8 +22,15 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
 
 
 def test_unknown_id_or_name(pmd: Pmd) -> None:
-    for args in (["stop", "nope"], ["restart", "42"], ["info", "nope"], ["delete", "7", "-f"],
-                 ["start", "99"], ["signal", "SIGUSR1", "nope"], ["logs", "nope"]):
+    for args in (
+        ["stop", "nope"],
+        ["restart", "42"],
+        ["info", "nope"],
+        ["delete", "7", "-f"],
+        ["start", "99"],
+        ["signal", "SIGUSR1", "nope"],
+        ["logs", "nope"],
+    ):
         result = pmd.run(*args, check=False)
         assert result.returncode == 1, args
         assert_one_line_error(result.stderr, "no process with id or name")
@@ -61,13 +68,21 @@ def test_missing_script_is_errored_with_a_clear_message(pmd: Pmd, tmp_path: Path
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--min-uptime", "abc"), ("--restart-delay", "-5s"), ("--kill-timeout", "1x"),
-     ("--exp-backoff-restart-delay", "5 s s"), ("--min-uptime", "nan"),
-     ("--max-restarts", "-1"), ("--kill-signal", "SIGNOPE"), ("--stop-exit-codes", "1,x")],
+    [
+        ("--min-uptime", "abc"),
+        ("--restart-delay", "-5s"),
+        ("--kill-timeout", "1x"),
+        ("--exp-backoff-restart-delay", "5 s s"),
+        ("--min-uptime", "nan"),
+        ("--max-restarts", "-1"),
+        ("--kill-signal", "SIGNOPE"),
+        ("--stop-exit-codes", "1,x"),
+    ],
 )
 def test_malformed_values_are_refused(pmd: Pmd, flag: str, value: str) -> None:
-    result = pmd.run("start", child("park.py"), "--interpreter", PY, "-n", "p", f"{flag}={value}",
-                     check=False)
+    result = pmd.run(
+        "start", child("park.py"), "--interpreter", PY, "-n", "p", f"{flag}={value}", check=False
+    )
     assert result.returncode == 1
     field = flag[2:].replace("-", "_")
     assert_one_line_error(result.stderr, field, "expected")
@@ -92,8 +107,14 @@ def test_duplicate_name_is_refused(pmd: Pmd) -> None:
 
 
 def test_usage_errors_exit_2(pmd: Pmd) -> None:
-    for args in (["frobnicate"], ["stop"], ["logs", "--lines", "x"], ["list", "--status", "odd"],
-                 ["stop", "x", "--", "y"], ["delete", "nonsense", "--status"]):
+    for args in (
+        ["frobnicate"],
+        ["stop"],
+        ["logs", "--lines", "x"],
+        ["list", "--status", "odd"],
+        ["stop", "x", "--", "y"],
+        ["delete", "nonsense", "--status"],
+    ):
         result = pmd.run(*args, check=False)
         assert result.returncode == 2, (args, result)
         assert "Traceback" not in result.stderr

@@ -35,8 +35,15 @@ def test_home_socket_and_state_are_owner_only(pmd: Pmd, home: Path) -> None:
 
 
 def test_concurrent_first_commands_start_one_daemon(pmd: Pmd) -> None:
-    procs = [subprocess.Popen([PMDAEMON, "list", "--json"], env=pmd.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [PMDAEMON, "list", "--json"],
+            env=pmd.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
     for p in procs:
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
@@ -53,9 +60,25 @@ def test_environment_arguments_and_cwd(pmd: Pmd, tmp_path: Path) -> None:
     pmd.env["PORT_LIKE"] = "shell"
     workdir = tmp_path / "work"
     workdir.mkdir()
-    pmd.start(child("env_dump.py"), "--interpreter", PY, "-n", "envy", "--cwd", str(workdir),
-              "-e", "EXTRA=x=y", "-e", "PORT_LIKE=flag", "--namespace", "team",
-              "--", str(out), "a b", "--flag")
+    pmd.start(
+        child("env_dump.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "envy",
+        "--cwd",
+        str(workdir),
+        "-e",
+        "EXTRA=x=y",
+        "-e",
+        "PORT_LIKE=flag",
+        "--namespace",
+        "team",
+        "--",
+        str(out),
+        "a b",
+        "--flag",
+    )
     dump = wait_until(lambda: out.exists() and json.loads(out.read_text()), what="env dump")
     env = dump["env"]
     assert env["FROM_SHELL"] == "one" and env["EXTRA"] == "x=y" and env["PORT_LIKE"] == "flag"
@@ -78,10 +101,14 @@ def test_restart_update_env_refreshes_the_captured_environment(pmd: Pmd, tmp_pat
     out.unlink()
     pmd.env["STAGE"] = "second"
     pmd.run("restart", "envy")
-    assert wait_until(lambda: out.exists() and json.loads(out.read_text()))["env"]["STAGE"] == "first"
+    assert (
+        wait_until(lambda: out.exists() and json.loads(out.read_text()))["env"]["STAGE"] == "first"
+    )
     out.unlink()
     pmd.run("restart", "envy", "--update-env")
-    assert wait_until(lambda: out.exists() and json.loads(out.read_text()))["env"]["STAGE"] == "second"
+    assert (
+        wait_until(lambda: out.exists() and json.loads(out.read_text()))["env"]["STAGE"] == "second"
+    )
     assert pmd.proc("envy")["restarts"] == 2
 
 
@@ -94,11 +121,12 @@ def test_command_string_is_split_without_a_shell(pmd: Pmd, tmp_path: Path) -> No
 
 def test_interpreter_is_chosen_by_extension(pmd: Pmd, tmp_path: Path, home: Path) -> None:
     script = tmp_path / "hello.sh"
-    script.write_text("echo \"hello from $0\"\nexec sleep 3600\n")
+    script.write_text('echo "hello from $0"\nexec sleep 3600\n')
     park_info = pmd.start(str(script))["processes"][0]
     assert park_info["name"] == "hello"
-    wait_until(lambda: "hello from" in (home / "logs" / "hello-out.log").read_text(),
-               what="bash output")
+    wait_until(
+        lambda: "hello from" in (home / "logs" / "hello-out.log").read_text(), what="bash output"
+    )
     executable = tmp_path / "run-me"
     executable.write_text("#!/bin/sh\necho direct\nexec sleep 3600\n")
     executable.chmod(0o755)
@@ -157,8 +185,14 @@ def test_delete_by_status_and_confirmation_on_a_tty(pmd: Pmd, tmp_path: Path) ->
 
 def run_on_tty(pmd: Pmd, args: list[str], answer: str) -> int:
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([PMDAEMON, *args], env=pmd.env, stdin=follower, stdout=follower,
-                            stderr=follower, close_fds=True)
+    proc = subprocess.Popen(
+        [PMDAEMON, *args],
+        env=pmd.env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
     os.close(follower)
     seen = b""
     deadline = time.monotonic() + 30
@@ -178,9 +212,14 @@ def run_on_tty(pmd: Pmd, args: list[str], answer: str) -> int:
 
 def test_logs_show_the_last_lines_by_stream(pmd: Pmd) -> None:
     pmd.start(child("spew.py"), "--interpreter", PY, "-n", "spew", "--", "100")
-    wait_until(lambda: pmd.json("logs", "spew", "--lines", "1", "--out")["logs"][-1:]
-               and pmd.json("logs", "spew", "--lines", "1", "--out")["logs"][-1]["message"]
-               == "line 99", what="all lines logged")
+    wait_until(
+        lambda: (
+            pmd.json("logs", "spew", "--lines", "1", "--out")["logs"][-1:]
+            and pmd.json("logs", "spew", "--lines", "1", "--out")["logs"][-1]["message"]
+            == "line 99"
+        ),
+        what="all lines logged",
+    )
     data = pmd.json("logs", "spew", "--lines", "5", "--out")
     assert [e["message"] for e in data["logs"]] == [f"line {i}" for i in range(95, 100)]
     assert data["total_lines"] == 5
@@ -195,11 +234,16 @@ def test_logs_show_the_last_lines_by_stream(pmd: Pmd) -> None:
 
 def test_logs_follow_streams_new_lines_and_stops_on_ctrl_c(pmd: Pmd, tmp_path: Path) -> None:
     park(pmd, "p")
-    follower = subprocess.Popen([PMDAEMON, "logs", "p", "--follow", "--lines", "0"],
-                                env=pmd.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+    follower = subprocess.Popen(
+        [PMDAEMON, "logs", "p", "--follow", "--lines", "0"],
+        env=pmd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         pid = pmd.proc("p")["pid"]
+
         # Each SIGUSR1 makes the child print a line; repeat until the follower shows one.
         def shows_line() -> bool:
             os.kill(pid, signal.SIGUSR1)
@@ -218,8 +262,9 @@ def test_signal_reaches_the_process(pmd: Pmd, home: Path) -> None:
     park(pmd, "p")
     wait_until(lambda: "ready" in (home / "logs" / "p-out.log").read_text())
     pmd.run("signal", "SIGUSR1", "p")
-    wait_until(lambda: "got SIGUSR1" in (home / "logs" / "p-out.log").read_text(),
-               what="signal handled")
+    wait_until(
+        lambda: "got SIGUSR1" in (home / "logs" / "p-out.log").read_text(), what="signal handled"
+    )
     result = pmd.run("signal", "NOPE", "p", check=False)
     assert result.returncode == 1 and "unknown signal" in result.stderr
     pmd.run("stop", "p")
@@ -235,9 +280,23 @@ def test_list_filters_and_json_shape(pmd: Pmd) -> None:
     assert [p["name"] for p in pmd.json("list", "--status", "stopped")] == ["b"]
     view = pmd.list()[0]
     assert set(view) >= {
-        "id", "name", "namespace", "status", "pid", "port", "instance", "cpu_usage",
-        "memory_usage", "uptime", "uptime_seconds", "restarts", "health_status", "exit_code",
-        "last_restart_reason", "created_at", "started_at",
+        "id",
+        "name",
+        "namespace",
+        "status",
+        "pid",
+        "port",
+        "instance",
+        "cpu_usage",
+        "memory_usage",
+        "uptime",
+        "uptime_seconds",
+        "restarts",
+        "health_status",
+        "exit_code",
+        "last_restart_reason",
+        "created_at",
+        "started_at",
     }
     table = pmd.run("list").stdout
     assert "│ a " in table and "online" in table and "stopped" in table
@@ -245,17 +304,29 @@ def test_list_filters_and_json_shape(pmd: Pmd) -> None:
 
 def test_metrics_are_sampled(pmd: Pmd) -> None:
     park(pmd, "p")
-    info = wait_until(lambda: (p := pmd.proc("p"))["memory_usage"] > 1024 * 1024 and p,
-                      what="memory sampled")
+    info = wait_until(
+        lambda: (p := pmd.proc("p"))["memory_usage"] > 1024 * 1024 and p, what="memory sampled"
+    )
     assert info["cpu_usage"] >= 0
 
 
 def test_help_and_version() -> None:
     out = subprocess.run([PMDAEMON, "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("start", "stop", "restart", "delete", "list", "info", "logs", "signal",
-                    "ping", "kill"):
+    for command in (
+        "start",
+        "stop",
+        "restart",
+        "delete",
+        "list",
+        "info",
+        "logs",
+        "signal",
+        "ping",
+        "kill",
+    ):
         assert command in out
-    assert subprocess.run([PMDAEMON, "--version"], capture_output=True, text=True,
-                          check=True).stdout.startswith("pmdaemon ")
+    assert subprocess.run(
+        [PMDAEMON, "--version"], capture_output=True, text=True, check=True
+    ).stdout.startswith("pmdaemon ")
     for command in ("start", "logs", "delete"):
         subprocess.run([PMDAEMON, command, "--help"], capture_output=True, check=True)

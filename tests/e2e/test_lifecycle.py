@@ -47,11 +47,24 @@ def test_sigkilled_app_is_restarted_by_the_daemon_alone(pmd: Pmd) -> None:
 
 
 def test_crash_loop_ends_errored_after_max_restarts(pmd: Pmd, home: Path) -> None:
-    result = pmd.run("start", child("exit_code.py"), "--interpreter", PY, "-n", "crash",
-                     "--max-restarts", "3", "--min-uptime", "1s", "--", "1")
+    result = pmd.run(
+        "start",
+        child("exit_code.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "crash",
+        "--max-restarts",
+        "3",
+        "--min-uptime",
+        "1s",
+        "--",
+        "1",
+    )
     assert result.returncode == 0
-    info = wait_until(lambda: (p := pmd.proc("crash"))["status"] == "errored" and p,
-                      what="crash errored")
+    info = wait_until(
+        lambda: (p := pmd.proc("crash"))["status"] == "errored" and p, what="crash errored"
+    )
     assert info["restarts"] == 3
     assert info["pid"] is None
     assert info["exit_code"] == 1
@@ -65,26 +78,58 @@ def test_crash_loop_ends_errored_after_max_restarts(pmd: Pmd, home: Path) -> Non
 
 
 def test_exit_zero_without_autorestart_ends_stopped(pmd: Pmd) -> None:
-    pmd.run("start", child("exit_code.py"), "--interpreter", PY, "-n", "once",
-            "--no-autorestart", "--", "0")
-    info = wait_until(lambda: (p := pmd.proc("once"))["status"] == "stopped" and p,
-                      what="once stopped")
+    pmd.run(
+        "start",
+        child("exit_code.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "once",
+        "--no-autorestart",
+        "--",
+        "0",
+    )
+    info = wait_until(
+        lambda: (p := pmd.proc("once"))["status"] == "stopped" and p, what="once stopped"
+    )
     assert info["restarts"] == 0 and info["exit_code"] == 0 and info["pid"] is None
 
 
 def test_stop_exit_codes_are_not_restarted(pmd: Pmd) -> None:
-    pmd.run("start", child("exit_code.py"), "--interpreter", PY, "-n", "done",
-            "--stop-exit-codes", "0,3", "--", "3")
-    info = wait_until(lambda: (p := pmd.proc("done"))["status"] == "stopped" and p,
-                      what="done stopped")
+    pmd.run(
+        "start",
+        child("exit_code.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "done",
+        "--stop-exit-codes",
+        "0,3",
+        "--",
+        "3",
+    )
+    info = wait_until(
+        lambda: (p := pmd.proc("done"))["status"] == "stopped" and p, what="done stopped"
+    )
     assert info["restarts"] == 0 and info["exit_code"] == 3
 
 
 def test_restart_delay_holds_the_restart(pmd: Pmd) -> None:
-    pmd.run("start", child("exit_code.py"), "--interpreter", PY, "-n", "slow",
-            "--restart-delay", "30s", "--", "1")
-    info = wait_until(lambda: (p := pmd.proc("slow"))["status"] == "restarting" and p,
-                      what="slow restarting")
+    pmd.run(
+        "start",
+        child("exit_code.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "slow",
+        "--restart-delay",
+        "30s",
+        "--",
+        "1",
+    )
+    info = wait_until(
+        lambda: (p := pmd.proc("slow"))["status"] == "restarting" and p, what="slow restarting"
+    )
     assert info["restarts"] == 0 and info["pid"] is None
     # A stop during the delay cancels the pending restart.
     pmd.run("stop", "slow")
@@ -93,10 +138,22 @@ def test_restart_delay_holds_the_restart(pmd: Pmd) -> None:
 
 def _tree(pmd: Pmd, tmp_path: Path, name: str, *extra: str) -> list[int]:
     marker = tmp_path / f"{name}.pids"
-    pmd.run("start", child("tree.py"), "--interpreter", PY, "-n", name,
-            "--kill-timeout", "500ms", "--", str(marker), *extra)
-    pids = wait_until(lambda: marker.exists() and [int(p) for p in marker.read_text().split()],
-                      what="tree marker")
+    pmd.run(
+        "start",
+        child("tree.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        name,
+        "--kill-timeout",
+        "500ms",
+        "--",
+        str(marker),
+        *extra,
+    )
+    pids = wait_until(
+        lambda: marker.exists() and [int(p) for p in marker.read_text().split()], what="tree marker"
+    )
     pmd.seen_pids.update(pids)
     return pids
 

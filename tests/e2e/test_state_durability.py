@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from helpers import PMDAEMON, Pmd, alive, child, wait_until
 
@@ -20,8 +21,8 @@ ROUNDS = 5
 COMMANDS = 100
 
 
-def check_state(path: Path) -> dict:
-    data = json.loads(path.read_bytes())
+def check_state(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_bytes())
     assert data["version"] == 1
     ids = [p["id"] for p in data["processes"]]
     names = [p["spec"]["name"] for p in data["processes"]]
@@ -30,50 +31,63 @@ def check_state(path: Path) -> dict:
     return data
 
 
-def test_sigkill_during_a_burst_keeps_state_readable(pmd: Pmd, home: Path,
-                                                      tmp_path: Path) -> None:
-    markers = tmp_path / "pids"
-    rng = random.Random(1234)
-    for round_ in range(ROUNDS):
-        done = [0]
-        stop = threading.Event()
+class Burst(threading.Thread):
+    """Up to COMMANDS start/stop commands on five names, as fast as the CLI goes."""
 
-        def burst() -> None:
-            for i in range(COMMANDS):
-                if stop.is_set():
-                    return
-                name = f"p{i % 5}"
-                if i % 2 == 0:
-                    args = ["start", child("park.py"), "--interpreter", PY, "-n", name, "--",
-                            str(markers)]
-                    if i % 10 == 0:
-                        args = ["start", name]
-                else:
-                    args = ["stop", name]
-                subprocess.run([PMDAEMON, *args], env=pmd.env, capture_output=True,
-                               stdin=subprocess.DEVNULL, timeout=60)
-                done[0] += 1
+    def __init__(self, pmd: Pmd, marker: Path) -> None:
+        super().__init__()
+        self.pmd, self.marker = pmd, marker
+        self.sent = 0
+        self.halt = threading.Event()
 
-        worker = threading.Thread(target=burst)
-        worker.start()
-        kill_after = rng.randrange(5, 60)
-        try:
-            wait_until(lambda: done[0] >= kill_after, timeout=60, what="commands sent")
-            pid = pmd.daemon_pid()
-            assert pid is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: not alive(pid), what="daemon dead")
-            check_state(home / "state.json")
-            if (home / "state.json.prev").exists():
-                check_state(home / "state.json.prev")
-        finally:
-            stop.set()
-            worker.join(timeout=120)
-        # The next daemon loads what was saved.
-        pmd.list()
+    def run(self) -> None:
+        for i in range(COMMANDS):
+            if self.halt.is_set():
+                return
+            name = f"p{i % 5}"
+            if i % 10 == 0:
+                args = ["start", name]
+            elif i % 2 == 0:
+                park = child("park.py")
+                args = ["start", park, "--interpreter", PY, "-n", name, "--", str(self.marker)]
+            else:
+                args = ["stop", name]
+            subprocess.run(
+                [PMDAEMON, *args],
+                env=self.pmd.env,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=60,
+            )
+            self.sent += 1
+
+
+def kill_daemon_mid_burst(pmd: Pmd, home: Path, marker: Path, after: int) -> None:
+    burst = Burst(pmd, marker)
+    burst.start()
+    try:
+        wait_until(lambda: burst.sent >= after, timeout=60, what="commands sent")
+        pid = pmd.daemon_pid()
+        assert pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not alive(pid), what="daemon dead")
         check_state(home / "state.json")
-    # Apps of killed daemons are adopted or were recorded in the marker file: end them all.
+        if (home / "state.json.prev").exists():
+            check_state(home / "state.json.prev")
+    finally:
+        burst.halt.set()
+        burst.join(timeout=120)
+
+
+def test_sigkill_during_a_burst_keeps_state_readable(pmd: Pmd, home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pids"
+    rng = random.Random(1234)
+    for _ in range(ROUNDS):
+        kill_daemon_mid_burst(pmd, home, marker, after=rng.randrange(5, 60))
+        pmd.list()  # the next daemon loads what was saved
+        check_state(home / "state.json")
+    # Apps of killed daemons were adopted or recorded in the marker file: end them all.
     pmd.run("delete", "all", "-f")
-    if markers.exists():
-        pmd.seen_pids.update(int(p) for p in markers.read_text().split())
+    if marker.exists():
+        pmd.seen_pids.update(int(p) for p in marker.read_text().split())

@@ -18,7 +18,10 @@ def spec(script: str, cwd: Path, **kw: object) -> ProcessSpec:
 def test_extension_picks_the_interpreter(tmp_path: Path) -> None:
     (tmp_path / "s.sh").write_text("echo")
     assert command_line(spec("s.sh", tmp_path, args=("x",)), ENV) == [
-        "/usr/bin/bash", str(tmp_path / "s.sh"), "x"]
+        "/usr/bin/bash",
+        str(tmp_path / "s.sh"),
+        "x",
+    ]
 
 
 def test_executable_files_run_directly(tmp_path: Path) -> None:
@@ -36,13 +39,19 @@ def test_strings_with_spaces_are_split_without_a_shell(tmp_path: Path) -> None:
 def test_explicit_interpreter(tmp_path: Path) -> None:
     (tmp_path / "app.js").write_text("")
     assert command_line(spec("app.js", tmp_path, interpreter="sh"), ENV) == [
-        "/usr/bin/sh", str(tmp_path / "app.js")]
+        "/usr/bin/sh",
+        str(tmp_path / "app.js"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("script", "message"),
-    [("missing.py", "not found"), ("./nope", "not found"), ("no-such-cmd-zz", "neither a file"),
-     ("echo 'unclosed", "cannot split")],
+    [
+        ("missing.py", "not found"),
+        ("./nope", "not found"),
+        ("no-such-cmd-zz", "neither a file"),
+        ("echo 'unclosed", "cannot split"),
+    ],
 )
 def test_missing_programs(tmp_path: Path, script: str, message: str) -> None:
     with pytest.raises(SpawnError, match=message):

@@ -14,8 +14,14 @@ def test_transitions() -> None:
     assert can_transition(S.RESTARTING, S.ERRORED)
     assert not can_transition(S.STOPPED, S.ONLINE)
     assert not can_transition(S.STOPPING, S.ONLINE)
-    assert [s.value for s in S] == ["starting", "online", "stopping", "stopped", "restarting",
-                                    "errored"]
+    assert [s.value for s in S] == [
+        "starting",
+        "online",
+        "stopping",
+        "stopped",
+        "restarting",
+        "errored",
+    ]
 
 
 @pytest.mark.parametrize("name", ["web", "api_1", "a.b-c", "_x", "9lives", "a" * 64])
@@ -30,9 +36,18 @@ def test_invalid_names(name: object) -> None:
 
 
 def test_build_spec_defaults_and_parsing() -> None:
-    spec = build_spec({"script": "app.py", "min_uptime": "500ms", "kill_timeout": 3000,
-                       "env": {"N": 5, "B": True}, "stop_exit_codes": "0,2",
-                       "kill_signal": "int", "cwd": "sub"}, default_cwd="/srv")
+    spec = build_spec(
+        {
+            "script": "app.py",
+            "min_uptime": "500ms",
+            "kill_timeout": 3000,
+            "env": {"N": 5, "B": True},
+            "stop_exit_codes": "0,2",
+            "kill_signal": "int",
+            "cwd": "sub",
+        },
+        default_cwd="/srv",
+    )
     assert spec.name == "app" and spec.cwd == "/srv/sub"
     assert spec.min_uptime == 0.5 and spec.kill_timeout == 3.0
     assert spec.env == {"N": "5", "B": "true"}
@@ -50,9 +65,18 @@ def test_unknown_fields_get_a_suggestion() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("script", ""), ("script", "x" * 5000), ("args", 5), ("env", []), ("env", {"A=B": "1"}),
-     ("autorestart", "maybe"), ("max_restarts", 1.5), ("stop_exit_codes", [256]),
-     ("kill_signal", "SIGFOO"), ("cwd", "a\x00b")],
+    [
+        ("script", ""),
+        ("script", "x" * 5000),
+        ("args", 5),
+        ("env", []),
+        ("env", {"A=B": "1"}),
+        ("autorestart", "maybe"),
+        ("max_restarts", 1.5),
+        ("stop_exit_codes", [256]),
+        ("kill_signal", "SIGFOO"),
+        ("cwd", "a\x00b"),
+    ],
 )
 def test_bad_field_values(field: str, value: object) -> None:
     with pytest.raises(InvalidInput) as err:

@@ -5,9 +5,19 @@ from pmdaemon.cli.render import Painter, process_table
 from pmdaemon.client import error_from
 from pmdaemon.errors import PmdError, ProcessNotFound
 
-VIEW = {"id": 3, "name": "web", "namespace": "default", "status": "online", "pid": 42,
-        "port": None, "uptime": "5s", "restarts": 2, "cpu_usage": 1.25,
-        "memory_usage": 2 * 1024 * 1024, "health_status": None}
+VIEW = {
+    "id": 3,
+    "name": "web",
+    "namespace": "default",
+    "status": "online",
+    "pid": 42,
+    "port": None,
+    "uptime": "5s",
+    "restarts": 2,
+    "cpu_usage": 1.25,
+    "memory_usage": 2 * 1024 * 1024,
+    "health_status": None,
+}
 
 
 def test_table_without_colour() -> None:

@@ -11,8 +11,13 @@ from pmdaemon.store import ProcessRecord, StateFile, Store
 
 
 def record(i: int) -> ProcessRecord:
-    return ProcessRecord(id=i, spec=ProcessSpec(name=f"p{i}", script="x"), base_env={"A": "1"},
-                         desired=Desired.RUNNING, created_at=1.0)
+    return ProcessRecord(
+        id=i,
+        spec=ProcessSpec(name=f"p{i}", script="x"),
+        base_env={"A": "1"},
+        desired=Desired.RUNNING,
+        created_at=1.0,
+    )
 
 
 def test_round_trip_keeps_previous_generation(tmp_path: Path) -> None:
@@ -30,7 +35,7 @@ def test_corrupt_file_falls_back_to_previous_and_is_kept(tmp_path: Path) -> None
     store = Store(tmp_path / "state.json", tmp_path / "state.json.prev")
     store.save(StateFile(next_id=1, processes=[record(0)]))
     store.save(StateFile(next_id=2, processes=[record(0), record(1)]))
-    (tmp_path / "state.json").write_bytes(b"{\"version\": 1, \"next_")
+    (tmp_path / "state.json").write_bytes(b'{"version": 1, "next_')
     assert store.load().next_id == 1
     assert list(tmp_path.glob("state.json.corrupt-*"))
 

@@ -14,15 +14,41 @@ from pmdaemon.units import (
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("5s", 5.0), ("1m", 60.0), ("2h", 7200.0), ("1.5s", 1.5), ("250", 0.25),
-     (1600, 1.6), (0, 0.0), (".5s", 0.5), (" 3s ", 3.0)],
+    [
+        ("500ms", 0.5),
+        ("5s", 5.0),
+        ("1m", 60.0),
+        ("2h", 7200.0),
+        ("1.5s", 1.5),
+        ("250", 0.25),
+        (1600, 1.6),
+        (0, 0.0),
+        (".5s", 0.5),
+        (" 3s ", 3.0),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text, "d") == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "5 s s", "-5s", "1x", "nan", "inf", True, None,
-                                 [1], "1e3s", "9999999h", float("nan")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "abc",
+        "5 s s",
+        "-5s",
+        "1x",
+        "nan",
+        "inf",
+        True,
+        None,
+        [1],
+        "1e3s",
+        "9999999h",
+        float("nan"),
+    ],
+)
 def test_bad_durations_name_field_value_and_forms(bad: object) -> None:
     with pytest.raises(InvalidInput) as err:
         parse_duration(bad, "min_uptime")
@@ -31,8 +57,17 @@ def test_bad_durations_name_field_value_and_forms(bad: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("512K", 512 * 1024), ("100M", 100 * 1024**2), ("1G", 1024**3), ("1.5G", int(1.5 * 1024**3)),
-     ("100mb", 100 * 1024**2), ("2KiB", 2048), ("4096", 4096), (4096, 4096), ("1gb", 1024**3)],
+    [
+        ("512K", 512 * 1024),
+        ("100M", 100 * 1024**2),
+        ("1G", 1024**3),
+        ("1.5G", int(1.5 * 1024**3)),
+        ("100mb", 100 * 1024**2),
+        ("2KiB", 2048),
+        ("4096", 4096),
+        (4096, 4096),
+        ("1gb", 1024**3),
+    ],
 )
 def test_sizes(text: object, size: int) -> None:
     assert parse_size(text, "s") == size

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from pmdaemon import __version__, logfiles
+from pmdaemon import logfiles
 from pmdaemon.api.errors import http_error, internal_error, json_response, pmd_error
 from pmdaemon.errors import InvalidInput, PmdError
 from pmdaemon.managed import ManagedProcess
@@ -32,7 +32,7 @@ class DaemonControl:
     """What the daemon itself offers the control routes."""
 
     status: Callable[[], dict[str, Any]]
-    shutdown: Callable[[], Awaitable[None]]
+    shutdown: Callable[[], Coroutine[Any, Any, None]]
 
 
 async def read_json(request: Request, *, required: bool = False) -> dict[str, Any]:
@@ -114,8 +114,11 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
             raise InvalidInput("invalid cwd: expected an absolute path")
         proc = await sup.create(config, env, cwd)
         return json_response(
-            {"success": True, "message": "Process started successfully",
-             "processes": [proc.view()]},
+            {
+                "success": True,
+                "message": "Process started successfully",
+                "processes": [proc.view()],
+            },
             201,
         )
 
@@ -142,8 +145,11 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
     async def delete(request: Request) -> Response:
         procs = await sup.delete(request.path_params["id"])
         return json_response(
-            {"success": True, "message": "Process deleted successfully",
-             "processes": [p.view() for p in procs]}
+            {
+                "success": True,
+                "message": "Process deleted successfully",
+                "processes": [p.view() for p in procs],
+            }
         )
 
     async def send_signal(request: Request) -> Response:
@@ -161,12 +167,17 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
         kind = request.query_params.get("type", "all")
         if kind not in ("out", "error", "all"):
             raise InvalidInput(f"invalid type {kind[:32]!r}: expected out, error or all")
-        files = [(p, t, path) for p in procs for t, path in (("out", p.out_log), ("error", p.error_log))
-                 if kind in ("all", t)]
+        files = [
+            (p, t, path)
+            for p in procs
+            for t, path in (("out", p.out_log), ("error", p.error_log))
+            if kind in ("all", t)
+        ]
         if request.query_params.get("follow") not in ("1", "true"):
             entries = [
                 {"timestamp": None, "type": t, "name": p.spec.name, "id": p.id, "message": line}
-                for p, t, path in files for line in logfiles.tail(path, lines)
+                for p, t, path in files
+                for line in logfiles.tail(path, lines)
             ]
             return json_response({"logs": entries, "total_lines": len(entries)})
         return StreamingResponse(_follow(files, lines), media_type="application/x-ndjson")
@@ -178,8 +189,12 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
         restore = sum(1 for p in sup.processes.values() if p.desired.value == "running")
         asyncio.get_running_loop().create_task(control.shutdown())
         return json_response(
-            {"success": True, "message": "Daemon is stopping", "restore_count": restore,
-             "pid": os.getpid()}
+            {
+                "success": True,
+                "message": "Daemon is stopping",
+                "restore_count": restore,
+                "pid": os.getpid(),
+            }
         )
 
     routes = [
@@ -215,16 +230,22 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return int(raw)
 
 
-async def _follow(
-    files: list[tuple[ManagedProcess, str, Any]], lines: int
-) -> AsyncIterator[bytes]:
+async def _follow(files: list[tuple[ManagedProcess, str, Any]], lines: int) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[bytes] = asyncio.Queue(1024)
 
     def entry(proc: ManagedProcess, kind: str, line: str) -> bytes:
-        return msgspec.json.encode(
-            {"timestamp": None, "type": kind, "name": proc.spec.name, "id": proc.id,
-             "message": line}
-        ) + b"\n"
+        return (
+            msgspec.json.encode(
+                {
+                    "timestamp": None,
+                    "type": kind,
+                    "name": proc.spec.name,
+                    "id": proc.id,
+                    "message": line,
+                }
+            )
+            + b"\n"
+        )
 
     offsets = []
     for proc, kind, path in files:

@@ -39,8 +39,7 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 
 def error_body(label: str, message: str, code: str, details: dict[str, Any]) -> dict[str, Any]:
-    return {"success": False, "error": label, "message": message, "code": code,
-            "details": details}
+    return {"success": False, "error": label, "message": message, "code": code, "details": details}
 
 
 async def pmd_error(request: Request, exc: Exception) -> Response:
@@ -61,7 +60,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("internal error on %s %s", request.method, request.url.path[:200])
     return json_response(
-        error_body("Internal error", "the daemon failed to handle this request; see daemon.log",
-                   "INTERNAL_ERROR", {}),
+        error_body(
+            "Internal error",
+            "the daemon failed to handle this request; see daemon.log",
+            "INTERNAL_ERROR",
+            {},
+        ),
         500,
     )

@@ -21,8 +21,18 @@ STATUSES = ("starting", "online", "stopping", "stopped", "restarting", "errored"
 
 # start flags that become config fields of the same name (flag dashes → underscores)
 CONFIG_FLAGS = (
-    "name", "cwd", "namespace", "interpreter", "max_restarts", "min_uptime", "restart_delay",
-    "exp_backoff_restart_delay", "kill_timeout", "kill_signal", "stop_exit_codes", "out_file",
+    "name",
+    "cwd",
+    "namespace",
+    "interpreter",
+    "max_restarts",
+    "min_uptime",
+    "restart_delay",
+    "exp_backoff_restart_delay",
+    "kill_timeout",
+    "kill_signal",
+    "stop_exit_codes",
+    "out_file",
     "error_file",
 )
 
@@ -47,7 +57,9 @@ def quote(ident: str) -> str:
 def env_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise argparse.ArgumentTypeError(f"invalid environment variable {text!r}: expected KEY=VALUE")
+        raise argparse.ArgumentTypeError(
+            f"invalid environment variable {text!r}: expected KEY=VALUE"
+        )
     return key, value
 
 
@@ -102,12 +114,16 @@ def cmd_start(ctx: Context) -> int:
 
 
 def report(ctx: Context, result: dict[str, Any]) -> int:
-    ctx.emit(result, lambda: result["message"] + "\n" + render.process_table(result["processes"], ctx.paint))
+    ctx.emit(
+        result,
+        lambda: result["message"] + "\n" + render.process_table(result["processes"], ctx.paint),
+    )
     return 0
 
 
-def for_each(ctx: Context, idents: Iterable[str], method: str, action: str,
-             body: Any = None) -> int:
+def for_each(
+    ctx: Context, idents: Iterable[str], method: str, action: str, body: Any = None
+) -> int:
     client = ctx.client()
     failed = 0
     results: list[dict[str, Any]] = []
@@ -123,7 +139,9 @@ def for_each(ctx: Context, idents: Iterable[str], method: str, action: str,
             failed += 1
             if not getattr(ctx.args, "json", False):
                 render.error(exc.message)
-            results.append({"success": False, "id": ident, "code": exc.code, "message": exc.message})
+            results.append(
+                {"success": False, "id": ident, "code": exc.code, "message": exc.message}
+            )
             continue
         results.append(result)
     if getattr(ctx.args, "json", False):
@@ -166,7 +184,9 @@ def cmd_delete(ctx: Context) -> int:
         if not idents:
             print(f"no {a.ids[0]} processes")
             return 0
-        question = f"Delete {len(idents)} {a.ids[0]} process(es): {', '.join(p['name'] for p in procs)}?"
+        question = (
+            f"Delete {len(idents)} {a.ids[0]} process(es): {', '.join(p['name'] for p in procs)}?"
+        )
     else:
         idents = a.ids
         question = "Delete all processes?" if "all" in idents else ""
@@ -260,9 +280,11 @@ def cmd_ping(ctx: Context) -> int:
     status["running"] = True
     ctx.emit(
         status,
-        lambda: f"daemon is running: pid {status['pid']}, version {status['version']}, "
-        f"up {status['uptime_seconds']}s, {status['online']}/{status['processes']} processes "
-        f"online, home {status['home']}",
+        lambda: (
+            f"daemon is running: pid {status['pid']}, version {status['version']}, "
+            f"up {status['uptime_seconds']}s, {status['online']}/{status['processes']} processes "
+            f"online, home {status['home']}"
+        ),
     )
     return 0
 
@@ -279,8 +301,13 @@ def cmd_kill(ctx: Context) -> int:
     while os.path.exists(f"/proc/{pid}") and _not_zombie(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
     n = result["restore_count"]
-    ctx.emit(result, lambda: f"daemon stopped; {n} process{'es' if n != 1 else ''} will be "
-             "restored when it next starts")
+    ctx.emit(
+        result,
+        lambda: (
+            f"daemon stopped; {n} process{'es' if n != 1 else ''} will be "
+            "restored when it next starts"
+        ),
+    )
     return 0
 
 
@@ -306,28 +333,45 @@ def build_parser() -> Parser:
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    def command(name: str, func: Callable[[Context], int], help: str,
-                aliases: tuple[str, ...] = (), json_flag: bool = True) -> Parser:
+    def command(
+        name: str,
+        func: Callable[[Context], int],
+        help: str,
+        aliases: tuple[str, ...] = (),
+        json_flag: bool = True,
+    ) -> Parser:
         p = sub.add_parser(name, help=help, description=help, aliases=list(aliases))
         p.set_defaults(func=func)
         if json_flag:
             p.add_argument("--json", action="store_true", help="print machine-readable JSON")
         return p
 
-    p = command("start", cmd_start, "create and start a process, or start an existing one by id or name")
-    p.add_argument("script", metavar="SCRIPT|ID|NAME",
-                   help="a program on PATH, a file, a quoted command line, or an existing process")
+    p = command(
+        "start", cmd_start, "create and start a process, or start an existing one by id or name"
+    )
+    p.add_argument(
+        "script",
+        metavar="SCRIPT|ID|NAME",
+        help="a program on PATH, a file, a quoted command line, or an existing process",
+    )
     p.add_argument("-n", "--name", help="process name (default: the script's stem)")
     p.add_argument("--cwd", help="working directory (default: the current directory)")
-    p.add_argument("-e", "--env", action="append", type=env_pair, metavar="KEY=VALUE",
-                   help="extra environment variable (repeatable)")
+    p.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        type=env_pair,
+        metavar="KEY=VALUE",
+        help="extra environment variable (repeatable)",
+    )
     p.add_argument("--namespace", help="a label to group processes (default: default)")
     p.add_argument("--interpreter", help="run the script with this program (none: run directly)")
     p.add_argument("--max-restarts", help="consecutive unstable restarts before errored (16)")
     p.add_argument("--min-uptime", help="a run shorter than this is unstable (1s)")
     p.add_argument("--restart-delay", help="wait before each restart (0)")
-    p.add_argument("--exp-backoff-restart-delay",
-                   help="first restart delay, growing x1.5 per crash up to 15s")
+    p.add_argument(
+        "--exp-backoff-restart-delay", help="first restart delay, growing x1.5 per crash up to 15s"
+    )
     p.add_argument("--kill-timeout", help="wait after the kill signal before SIGKILL (1600ms)")
     p.add_argument("--kill-signal", help="first signal sent on stop (SIGTERM)")
     p.add_argument("--stop-exit-codes", help="comma-separated exit codes that are not restarted")
@@ -341,8 +385,11 @@ def build_parser() -> Parser:
 
     p = command("restart", cmd_restart, "restart processes")
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
-    p.add_argument("--update-env", action="store_true",
-                   help="replace the captured environment with this shell's")
+    p.add_argument(
+        "--update-env",
+        action="store_true",
+        help="replace the captured environment with this shell's",
+    )
 
     p = command("delete", cmd_delete, "stop and remove processes", aliases=("del",))
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all; a status with --status")
@@ -369,7 +416,9 @@ def build_parser() -> Parser:
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
 
     command("ping", cmd_ping, "report whether the daemon runs")
-    command("kill", cmd_kill, "stop the daemon and its processes (they come back on its next start)")
+    command(
+        "kill", cmd_kill, "stop the daemon and its processes (they come back on its next start)"
+    )
     return parser
 
 
@@ -414,7 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             raise
-        render.error(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for details)")
+        render.error(
+            f"internal error: {type(exc).__name__}: {exc} (run with --verbose for details)"
+        )
         return 1
 
 

@@ -43,25 +43,38 @@ def _dash(value: Any) -> str:
 
 
 def process_table(procs: list[dict[str, Any]], paint: Painter) -> str:
-    headers = ["id", "name", "namespace", "status", "pid", "port", "uptime", "restarts",
-               "cpu", "memory", "health"]
+    headers = [
+        "id",
+        "name",
+        "namespace",
+        "status",
+        "pid",
+        "port",
+        "uptime",
+        "restarts",
+        "cpu",
+        "memory",
+        "health",
+    ]
     rows: list[list[tuple[str, str | None]]] = []
     for p in procs:
         running = p.get("pid") is not None
         health = p.get("health_status")
-        rows.append([
-            (str(p["id"]), None),
-            (p["name"], "1"),
-            (p["namespace"], None),
-            (p["status"], STATUS_COLOURS.get(p["status"])),
-            (_dash(p.get("pid")), None),
-            (_dash(p.get("port")), None),
-            (p["uptime"] if running else "-", None),
-            (str(p["restarts"]), "33" if p["restarts"] else None),
-            (f"{p['cpu_usage']:.1f}%" if running else "-", None),
-            (format_bytes(p["memory_usage"]) if running else "-", None),
-            (_dash(health), HEALTH_COLOURS.get(health or "")),
-        ])
+        rows.append(
+            [
+                (str(p["id"]), None),
+                (p["name"], "1"),
+                (p["namespace"], None),
+                (p["status"], STATUS_COLOURS.get(p["status"])),
+                (_dash(p.get("pid")), None),
+                (_dash(p.get("port")), None),
+                (p["uptime"] if running else "-", None),
+                (str(p["restarts"]), "33" if p["restarts"] else None),
+                (f"{p['cpu_usage']:.1f}%" if running else "-", None),
+                (format_bytes(p["memory_usage"]) if running else "-", None),
+                (_dash(health), HEALTH_COLOURS.get(health or "")),
+            ]
+        )
     widths = [len(h) for h in headers]
     for row in rows:
         for i, (text, _) in enumerate(row):
@@ -73,10 +86,16 @@ def process_table(procs: list[dict[str, Any]], paint: Painter) -> str:
         return paint(left + mid.join(line * (w + 2) for w in widths) + right, "90")
 
     out = [border("┌", "┬", "┐")]
-    out.append(sep + sep.join(f" {paint(h.ljust(w), '1')} " for h, w in zip(headers, widths, strict=True)) + sep)
+    out.append(
+        sep
+        + sep.join(f" {paint(h.ljust(w), '1')} " for h, w in zip(headers, widths, strict=True))
+        + sep
+    )
     out.append(border("├", "┼", "┤"))
     for row in rows:
-        cells = [f" {paint(text.ljust(w), code)} " for (text, code), w in zip(row, widths, strict=True)]
+        cells = [
+            f" {paint(text.ljust(w), code)} " for (text, code), w in zip(row, widths, strict=True)
+        ]
         out.append(sep + sep.join(cells) + sep)
     out.append(border("└", "┴", "┘"))
     if not procs:
@@ -85,12 +104,22 @@ def process_table(procs: list[dict[str, Any]], paint: Painter) -> str:
 
 
 DETAIL_FIELDS = [
-    ("id", "id"), ("name", "name"), ("namespace", "namespace"), ("status", "status"),
-    ("desired state", "desired_state"), ("pid", "pid"), ("uptime", "uptime"),
-    ("restarts", "restarts"), ("cpu", "cpu_usage"), ("memory", "memory_usage"),
-    ("exit code", "exit_code"), ("exit signal", "exit_signal"),
-    ("last restart reason", "last_restart_reason"), ("last error", "last_error"),
-    ("created at", "created_at"), ("started at", "started_at"),
+    ("id", "id"),
+    ("name", "name"),
+    ("namespace", "namespace"),
+    ("status", "status"),
+    ("desired state", "desired_state"),
+    ("pid", "pid"),
+    ("uptime", "uptime"),
+    ("restarts", "restarts"),
+    ("cpu", "cpu_usage"),
+    ("memory", "memory_usage"),
+    ("exit code", "exit_code"),
+    ("exit signal", "exit_signal"),
+    ("last restart reason", "last_restart_reason"),
+    ("last error", "last_error"),
+    ("created at", "created_at"),
+    ("started at", "started_at"),
 ]
 
 
@@ -114,7 +143,7 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
         if key == "status":
             text = paint.status(str(value))
         elif key == "memory_usage":
-            text = format_bytes(value) if p.get("pid") else "-"
+            text = format_bytes(int(value or 0)) if p.get("pid") else "-"
         elif key == "cpu_usage":
             text = f"{value:.1f}%" if p.get("pid") else "-"
         elif key == "uptime":
@@ -124,11 +153,20 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
         out.append(f"  {label.ljust(width)}{text}")
     out += ["", paint.bold("Configuration"), ""]
     for key, value in p.get("config", {}).items():
-        shown = "(names only) " + ", ".join(value) if key == "env" and value else _config_value(key, value)
+        shown = (
+            "(names only) " + ", ".join(value)
+            if key == "env" and value
+            else _config_value(key, value)
+        )
         out.append(f"  {key.ljust(width)}{shown}")
     logs = p.get("logs", {})
-    out += ["", paint.bold("Logs"), "", f"  {'out'.ljust(width)}{logs.get('out')}",
-            f"  {'error'.ljust(width)}{logs.get('error')}"]
+    out += [
+        "",
+        paint.bold("Logs"),
+        "",
+        f"  {'out'.ljust(width)}{logs.get('out')}",
+        f"  {'error'.ljust(width)}{logs.get('error')}",
+    ]
     history = p.get("restart_history") or []
     out += ["", paint.bold("Recent restarts"), ""]
     if not history:
