@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -14,9 +13,17 @@ def default_home() -> Path:
     return Path.home() / ".pmdaemon"
 
 
-@dataclass(frozen=True)
 class Home:
-    root: Path
+    """The home directory and every path in it. (A plain class: the CLI imports this, and
+    dataclasses would add milliseconds to every command.)"""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"Home({str(self.root)!r})"
 
     @classmethod
     def from_env(cls) -> Home:

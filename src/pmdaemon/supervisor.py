@@ -204,19 +204,21 @@ class Supervisor:
         """Bring every process to its desired state: adopt live children of a previous
         daemon, start the rest that should run."""
         to_start: list[ManagedProcess] = []
+        to_stop: list[ManagedProcess] = []
         for proc in self.sorted():
-            if proc.desired != Desired.RUNNING:
-                continue
             pid, ticks, started_at = self._loaded_pids.pop(proc.id, (None, None, None))
             if pid is not None and proc.adopt(pid, ticks, started_at):
                 log.info("adopted %s (id %d) pid %s", proc.spec.name, proc.id, proc.pid)
-                continue
-            to_start.append(proc)
+                if proc.desired != Desired.RUNNING:
+                    to_stop.append(proc)  # the previous daemon died while stopping it
+            elif proc.desired == Desired.RUNNING:
+                to_start.append(proc)
 
         async def start(proc: ManagedProcess) -> None:
             with contextlib.suppress(PmdError):
                 await proc.start()
 
+        await self.each(to_stop, lambda p: p.stop())
         await self.each(to_start, start)
 
     async def shutdown(self) -> None:
