@@ -139,6 +139,7 @@ class Supervisor:
             await proc.start()
         finally:
             self.save()
+        self.sample(cpu=False)
         return proc
 
     async def each(
@@ -148,6 +149,7 @@ class Supervisor:
         have finished, so one bad process never leaves the others half-done."""
         results = await asyncio.gather(*(action(p) for p in procs), return_exceptions=True)
         self.save()
+        self.sample(cpu=False)  # so the answer shows the memory of what was just started
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -227,11 +229,13 @@ class Supervisor:
 
     # -- metrics --------------------------------------------------------------------------
 
-    def sample(self) -> None:
-        """One pass over /proc: CPU and RSS of each process tree (the app and descendants)."""
+    def sample(self, *, cpu: bool = True) -> None:
+        """One pass over /proc: CPU and RSS of each process tree (the app and descendants).
+        With ``cpu`` off only memory is refreshed, leaving the CPU interval undisturbed."""
         live = [p for p in self.processes.values() if p.pid is not None]
         if not live:
-            self._cpu_prev.clear()
+            if cpu:
+                self._cpu_prev.clear()
             return
         table = proctree.snapshot()
         children = proctree.index_children(table)
@@ -245,12 +249,15 @@ class Supervisor:
             members = [root, *proctree.descendants(proc.pid, children)]
             ticks = sum(m.cpu_ticks for m in members)
             proc.memory_usage = sum(m.rss_pages for m in members) * PAGE_SIZE
+            if not cpu:
+                continue
             prev = self._cpu_prev.get(proc.pid)
             if prev is not None and now > prev[0]:
                 used = max(0, ticks - prev[1]) / CLK_TCK
                 proc.cpu_usage = 100.0 * used / (now - prev[0])
             seen[proc.pid] = (now, ticks)
-        self._cpu_prev = seen
+        if cpu:
+            self._cpu_prev = seen
 
     async def run_sampler(self) -> None:
         while True:

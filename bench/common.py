@@ -1,0 +1,222 @@
+"""Helpers shared by the benchmark scenarios: statistics, timing, memory, polling, /proc."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TypeVar
+
+try:
+    import psutil
+except ImportError:  # pragma: no cover - depends on the machine
+    raise SystemExit("the benchmarks need psutil: python3 -m pip install psutil") from None
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+CACHE_DIR = BENCH_DIR / ".cache"
+IDLE_SCRIPT = BENCH_DIR / "children" / "idle.py"
+MIB = 1024 * 1024
+
+T = TypeVar("T")
+
+
+# --- statistics and timing -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Median, min and max of a series of samples."""
+
+    median: float
+    min: float
+    max: float
+    n: int
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Stats:
+        if not samples:
+            raise ValueError("no samples")
+        return cls(statistics.median(samples), min(samples), max(samples), len(samples))
+
+    def scaled(self, factor: float) -> Stats:
+        return Stats(self.median * factor, self.min * factor, self.max * factor, self.n)
+
+    def to_json(self) -> dict[str, float]:
+        return {"median": self.median, "min": self.min, "max": self.max, "n": self.n}
+
+    @classmethod
+    def from_json(cls, data: dict[str, float]) -> Stats:
+        return cls(data["median"], data["min"], data["max"], int(data["n"]))
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Wall time of one call, in seconds."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def time_runs(fn: Callable[[], object], runs: int, warmup: int = 0) -> Stats:
+    """Stats (seconds) of `runs` timed calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    return Stats.of([timed(fn) for _ in range(runs)])
+
+
+def wait_until(
+    pred: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
+) -> T:
+    """Poll `pred` until it returns a truthy value, which is returned; TimeoutError after
+    `timeout` seconds (monotonic deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of this one process (its children not included)."""
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+def sample_rss(pid: int, samples: int = 10, interval: float = 0.2) -> Stats:
+    """Stats (MiB) of `samples` RSS readings of `pid`, `interval` seconds apart."""
+    values: list[float] = []
+    for i in range(samples):
+        if i:
+            time.sleep(interval)
+        values.append(rss_bytes(pid) / MIB)
+    return Stats.of(values)
+
+
+def read_stat(pid: int | str) -> tuple[int, str] | None:
+    """(parent pid, state letter) from /proc/PID/stat, or None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split(b" ", 2)
+    return int(fields[1]), fields[0].decode()
+
+
+def read_cmdline(pid: int | str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def is_alive(pid: int) -> bool:
+    """True if `pid` exists and is not a zombie (PID 1 here reaps orphans late)."""
+    stat = read_stat(pid)
+    return stat is not None and stat[1] != "Z"
+
+
+class ChildFinder:
+    """Finds a live direct child of `parent` whose command line contains `tag`.
+
+    Meant to be polled in a tight loop: a PID found once with another parent is never read
+    again (a process does not become a child of the daemon after its birth), so each poll
+    costs one listing of /proc plus reads for new PIDs only. Call `find()` once before the
+    measured event to fill that cache. A child of the daemon is re-read on every poll
+    because right after fork() it still shows the daemon's command line.
+    """
+
+    def __init__(self, parent: int, tag: str) -> None:
+        self.parent = parent
+        self.tag = tag
+        self._others: set[str] = set()
+
+    def find(self, exclude: Collection[int] = ()) -> int | None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or entry in self._others:
+                continue
+            stat = read_stat(entry)
+            if stat is None:
+                continue
+            if stat[0] != self.parent:
+                self._others.add(entry)
+                continue
+            pid = int(entry)
+            if stat[1] != "Z" and pid not in exclude and self.tag in read_cmdline(entry):
+                return pid
+        return None
+
+
+def kill_leftovers(procs: Sequence[psutil.Process], grace: float = 3.0) -> list[int]:
+    """Give `procs` `grace` seconds to end, then SIGKILL those still running (zombies
+    count as gone); returns the PIDs killed.
+
+    psutil.Process objects remember the creation time, so a reused PID is never hit.
+    """
+
+    def left() -> list[psutil.Process]:
+        return [p for p in procs if _running(p)]
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not left(), grace, "processes to end")
+    stubborn = left()
+    for p in stubborn:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    if stubborn:
+        wait_until(lambda: not left(), 5.0, "killed processes to die")
+    return [p.pid for p in stubborn]
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def python_executable() -> str:
+    """This interpreter's real path (a pyenv shim would add a bash hop to every start)."""
+    return os.path.realpath(sys.executable)
+
+
+def idle_argv(tag: str) -> list[str]:
+    """Command of an idle child; `tag` makes it recognisable in /proc/PID/cmdline."""
+    return [python_executable(), str(IDLE_SCRIPT), tag]
+
+
+# --- cleanup ---------------------------------------------------------------------------
+
+
+def temp_dir(prefix: str) -> Path:
+    """A fresh temporary directory, removed when the interpreter exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def exit_on_signals() -> None:
+    """Turn SIGTERM and SIGHUP into SystemExit so that `with` blocks stop the managers."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)

@@ -1,0 +1,146 @@
+"""Scenario plumbing: command line, managers' lifetime, results and their JSON line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from common import Stats, exit_on_signals, idle_argv
+from manager import Manager, ManagerMissing
+from pm2 import Pm2
+from pmd import Pmd
+
+# Construction order matters: pmdaemon is looked up before PM2 is installed or started,
+# so a missing pmdaemon fails fast.
+FACTORIES: dict[str, Callable[[], Manager]] = {"pmd": Pmd, "pm2": Pm2}
+LABELS = {"pmd": "pmdaemon", "pm2": "PM2"}
+JSON_PREFIX = "BENCH_JSON "
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument(
+        "--managers",
+        default="pmd,pm2",
+        help="comma-separated managers to measure: pmd, pm2 (default: both)",
+    )
+    return p
+
+
+def manager_keys(arg: str) -> list[str]:
+    keys = [k.strip() for k in arg.split(",") if k.strip()]
+    unknown = set(keys) - FACTORIES.keys()
+    if unknown or not keys:
+        raise SystemExit(f"--managers: expected pmd and/or pm2, got {arg!r}")
+    return [k for k in FACTORIES if k in keys]
+
+
+@contextmanager
+def open_managers(keys: list[str]) -> Iterator[list[Manager]]:
+    """The managers, each with its own home; every daemon is killed on the way out
+    (also on an exception, Ctrl-C, SIGTERM or SIGHUP)."""
+    exit_on_signals()
+    with ExitStack() as stack:
+        yield [stack.enter_context(FACTORIES[k]()) for k in keys]
+
+
+@dataclass
+class Row:
+    """One line of results: the same figure for each manager measured."""
+
+    scenario: str
+    unit: str
+    target: str
+    results: dict[str, Stats] = field(default_factory=dict)
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        pmd, pm2 = self.results.get("pmd"), self.results.get("pm2")
+        return pmd.median / pm2.median if pmd and pm2 and pm2.median else None
+
+    def judge(self, check: Callable[[Stats, Stats], bool]) -> Row:
+        """Set `met` from check(pmdaemon, PM2) when both were measured."""
+        pmd, pm2 = self.results.get("pmd"), self.results.get("pm2")
+        self.met = check(pmd, pm2) if pmd and pm2 else None
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "unit": self.unit,
+            "target": self.target,
+            "met": self.met,
+            "ratio": self.ratio,
+            "results": {k: s.to_json() for k, s in self.results.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Row:
+        results = {k: Stats.from_json(v) for k, v in data["results"].items()}
+        return cls(data["scenario"], data["unit"], data["target"], results, data["met"])
+
+
+def fmt_stats(stats: Stats | None, unit: str) -> str:
+    if stats is None:
+        return "—"
+    return f"{stats.median:.1f} {unit} ({stats.min:.1f}\N{EN DASH}{stats.max:.1f})"
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio:.2f}\N{MULTIPLICATION SIGN}"
+
+
+def fmt_met(met: bool | None) -> str:
+    return "—" if met is None else ("yes" if met else "**no**")
+
+
+def report(rows: list[Row], managers: list[Manager], notes: dict[str, Any] | None = None) -> None:
+    """Print the rows for a person, then one JSON line for bench/run."""
+    for row in rows:
+        print(f"\n{row.scenario}")
+        for key, label in LABELS.items():
+            print(f"  {label:<9} {fmt_stats(row.results.get(key), row.unit)}")
+        print(
+            f"  ratio     {fmt_ratio(row.ratio)}   target: {row.target}   met: {fmt_met(row.met)}"
+        )
+    payload = {
+        "rows": [r.to_json() for r in rows],
+        "versions": {m.key: m.version() for m in managers},
+        "notes": notes or {},
+    }
+    print(JSON_PREFIX + json.dumps(payload), flush=True)
+
+
+def main(scenario: Callable[[], None]) -> None:
+    """Run a scenario's main; a missing manager is a one-line error (exit status 2)."""
+    try:
+        scenario()
+    except ManagerMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:  # the managers were already killed on the way out
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def start_idle(managers: list[Manager], prefix: str, count: int, timeout: float) -> list[str]:
+    """Start `count` idle apps named PREFIX-I in each manager (interleaved, so that both
+    see the same machine) and wait until all are online; returns the names."""
+    names = [f"{prefix}-{i}" for i in range(count)]
+    for name in names:
+        for m in managers:
+            m.start(name, idle_argv(idle_tag(m, name)))
+    for m in managers:
+        m.wait_online(names, timeout)
+    return names
+
+
+def idle_tag(m: Manager, name: str) -> str:
+    """Marker in an idle child's command line, unique per manager and app."""
+    return f"pmdbench:{m.key}:{name}"
