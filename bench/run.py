@@ -168,7 +168,7 @@ HOW_TO_RUN = [
     "PMDAEMON_BIN=/path/to/pmdaemon bench/run",
     "```",
     "",
-    "Needs Python 3.11+ with psutil, and npm: PM2 7 is installed into `bench/.cache/pm2`",
+    "Needs the project's .venv (scripts/run or scripts/test makes it) and npm: PM2 7 is installed into `bench/.cache/pm2`",
     "on first use. `pmdaemon` is taken from `$PMDAEMON_BIN`, else `PATH`, else",
     "`.venv/bin/pmdaemon`. Each manager runs with its own temporary home, killed at the",
     "end. See `bench/README.md`.",
