@@ -17,6 +17,8 @@ from typing import Any
 from pmdaemon.errors import ERRORS_BY_CODE, DaemonNotRunning, DaemonStartError, PmdError
 
 START_TIMEOUT = 30.0
+# Long enough for `stop all` of apps with long kill timeouts; a hung daemon still ends.
+CALL_TIMEOUT = 600.0
 
 
 class Response:
@@ -114,8 +116,13 @@ class Client:
                 f"{exc.strerror}"
             ) from None
 
-    def open(self, method: str, path: str, body: Any = None) -> Response:
+    def open(
+        self, method: str, path: str, body: Any = None, *, timeout: float | None = CALL_TIMEOUT
+    ) -> Response:
+        """Send a request; return once the status line and headers are in. ``timeout``
+        bounds each wait for the daemon (None: wait as long as the stream lasts)."""
         sock = self.connect()
+        sock.settimeout(timeout)
         payload = b"" if body is None else json.dumps(body).encode()
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: pmdaemon\r\nConnection: close\r\n"
@@ -123,7 +130,15 @@ class Client:
         )
         if payload:
             head += "Content-Type: application/json\r\n"
-        sock.sendall(head.encode() + b"\r\n" + payload)
+        try:
+            sock.sendall(head.encode() + b"\r\n" + payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered early (e.g. 413) and closed: read what it said
+        except TimeoutError:
+            sock.close()
+            raise DaemonNotRunning(
+                f"the daemon did not read the request within {timeout:g}s"
+            ) from None
         buf = b""
         try:
             while b"\r\n\r\n" not in buf:
@@ -134,6 +149,9 @@ class Client:
         except (EOFError, ConnectionResetError):
             sock.close()
             raise DaemonNotRunning("the daemon closed the connection without answering") from None
+        except TimeoutError:
+            sock.close()
+            raise DaemonNotRunning(f"the daemon did not answer within {timeout:g}s") from None
         head_raw, _, rest = buf.partition(b"\r\n\r\n")
         status_line, *header_lines = head_raw.decode("latin-1").split("\r\n")
         headers = {}
@@ -149,15 +167,36 @@ class Client:
             raw = response.body()
         except (EOFError, ConnectionResetError):
             raise DaemonNotRunning("the daemon closed the connection mid-answer") from None
+        except TimeoutError:
+            raise DaemonNotRunning(f"the daemon did not answer within {CALL_TIMEOUT:g}s") from None
         finally:
             response.close()
-        data = json.loads(raw) if raw else None
-        if response.status >= 400:
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        if not 200 <= response.status < 300:
             raise error_from(response.status, data)
         return data
 
     def start_daemon(self) -> None:
-        """Start a daemon for this home in the background and wait until it answers."""
+        """Start a daemon for this home in the background and wait until it answers. If a
+        daemon still holds the home but is on its way out, try again until it is gone."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self._spawn_daemon():
+                return
+            try:
+                self._wait_for_socket(min(1.0, max(0.0, deadline - time.monotonic())))
+                return
+            except DaemonStartError:
+                if time.monotonic() >= deadline:
+                    raise DaemonStartError(
+                        f"another daemon holds {self.home} but does not answer"
+                    ) from None
+
+    def _spawn_daemon(self) -> bool:
+        """True when a new daemon started; False when another one holds the home."""
         import subprocess
 
         read_fd, write_fd = os.pipe()
@@ -183,10 +222,10 @@ class Client:
             os.close(write_fd)
         message = _read_until_eof(read_fd, START_TIMEOUT)
         os.close(read_fd)
-        if message.startswith(("ok", "running")):
-            if message.startswith("running"):
-                self._wait_for_socket()
-            return
+        if message.startswith("ok"):
+            return True
+        if message.startswith("running"):
+            return False
         if message.startswith("error: "):
             raise DaemonStartError(f"could not start the daemon: {message[7:].strip()}")
         detail = ""
@@ -199,8 +238,8 @@ class Client:
             f"see {self.home / 'daemon.log'}"
         )
 
-    def _wait_for_socket(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+    def _wait_for_socket(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 self._connect().close()

@@ -16,23 +16,29 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import uvicorn
 import uvloop
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from pmdaemon import __version__
-from pmdaemon.api.app import DaemonControl, build_control_app
-from pmdaemon.errors import DaemonStartError
+from pmdaemon.api.app import DaemonControl, build_control_app, read_json
+from pmdaemon.api.server import WebConfig, WebServer
+from pmdaemon.errors import DaemonStartError, InvalidInput, PmdError
 from pmdaemon.events import EventBus
 from pmdaemon.paths import Home
 from pmdaemon.store import Store
 from pmdaemon.supervisor import Supervisor
+from pmdaemon.system import SystemSampler
 
 log = logging.getLogger("pmdaemon.daemon")
 DAEMON_LOG_MAX = 10 * 1024 * 1024
+LOCK_WAIT = 60.0  # how long a new daemon waits for one that is still stopping its apps
 
 
 def prepare_home(home: Home) -> None:
@@ -59,6 +65,29 @@ def acquire_lock(home: Home) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def socket_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_lock(home: Home, timeout: float) -> int | None:
+    """The lock, once a daemon that holds it but no longer answers (it is shutting down)
+    has let go; None if a live daemon answers, or the wait runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if socket_answers(home.socket):
+            return None
+        time.sleep(0.02)
+        lock = acquire_lock(home)
+        if lock is not None:
+            return lock
+    return None
 
 
 def bind_control_socket(path: Path) -> socket.socket:
@@ -94,14 +123,17 @@ def redirect_output(home: Home) -> None:
 
 
 class Daemon:
-    def __init__(self, home: Home, sock: socket.socket) -> None:
+    def __init__(self, home: Home, sock: socket.socket, web: WebConfig | None = None) -> None:
         self.home = home
         self.sock = sock
         self.bus = EventBus()
+        self.system = SystemSampler()
         self.supervisor = Supervisor(
             home, Store(home.state_file, home.previous_state_file), self.bus
         )
         self.started = time.time()
+        self.web_config = web
+        self.web_servers: list[WebServer] = []
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()
 
@@ -114,18 +146,81 @@ class Daemon:
             "uptime_seconds": int(time.time() - self.started),
             "processes": len(procs),
             "online": sum(1 for p in procs if p.pid is not None),
+            "web": [server.info() for server in self.web_servers],
         }
 
     async def shutdown(self) -> None:
         self._stop.set()
         await self._stopped.wait()
 
+    async def serve_web(self, request: Request) -> Response:
+        """Open a TCP listener for the `pmdaemon web` client on the other end of this
+        request; it lives as long as that connection (access log lines stream back)."""
+        body = await read_json(request, required=True)
+        try:
+            config = msgspec.convert(body, WebConfig)
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(f"invalid web configuration: {exc}") from None
+        lines: asyncio.Queue[str] = asyncio.Queue(10_000)
+
+        def sink(line: str) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                lines.put_nowait(line)
+
+        server = WebServer(self.supervisor, self.system, config, access_sink=sink)
+        url = await server.start()
+        self.web_servers.append(server)
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield msgspec.json.encode({"url": url, "auth": server.describe_auth()}) + b"\n"
+                while True:
+                    yield msgspec.json.encode({"access": await lines.get()}) + b"\n"
+            finally:
+                self.web_servers.remove(server)
+                await server.stop()
+
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+    async def broadcast_metrics(self, interval: float = 2.0) -> None:
+        """process_metrics and system_metrics for WebSocket clients, only when any listen."""
+        while True:
+            await asyncio.sleep(interval)
+            if not self.bus.subscriber_count:
+                continue
+            sup = self.supervisor
+            self.bus.publish(
+                "process_metrics",
+                {
+                    "processes": [
+                        {
+                            "id": p.id,
+                            "name": p.spec.name,
+                            "cpu_usage": round(p.cpu_usage, 1),
+                            "memory_usage": p.memory_usage,
+                            "uptime_seconds": int(p.uptime_seconds()),
+                            "restarts": p.restarts,
+                        }
+                        for p in sup.sorted()
+                    ]
+                },
+            )
+            self.bus.publish("system_metrics", self.system.view(sup.counts()))
+
+    async def sample(self, interval: float = 1.0) -> None:
+        while True:
+            self.supervisor.sample()
+            self.system.tick()
+            await asyncio.sleep(interval)
+
     async def run(self, ready: Any) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         self.supervisor.load()
-        app = build_control_app(self.supervisor, DaemonControl(self.status, self.shutdown))
+        app = build_control_app(
+            self.supervisor, DaemonControl(self.status, self.shutdown, self.serve_web)
+        )
         config = uvicorn.Config(
             app,
             lifespan="off",
@@ -142,14 +237,29 @@ class Daemon:
         if serving.done():
             serving.result()
             raise DaemonStartError("the control server stopped during start-up")
+        if self.web_config is not None:
+            web = WebServer(
+                self.supervisor,
+                self.system,
+                self.web_config,
+                access_sink=lambda line: print(line, flush=True),
+            )
+            try:
+                url = await web.start()
+            except PmdError as exc:
+                raise DaemonStartError(exc.message) from None
+            self.web_servers.append(web)
+            print(f"pmdaemon web API on {url} ({web.describe_auth()})", flush=True)
         await self.supervisor.boot()
-        sampler = loop.create_task(self.supervisor.run_sampler())
+        tasks = [loop.create_task(self.sample()), loop.create_task(self.broadcast_metrics())]
         ready("ok")
         log.info("daemon %d ready on %s", os.getpid(), self.home.socket)
         await self._stop.wait()
         log.info("stopping: %d processes", len(self.supervisor.processes))
         server.should_exit = True
-        sampler.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*(web.stop() for web in self.web_servers))
         await self.supervisor.shutdown()
         self._stopped.set()
         with contextlib.suppress(Exception):
@@ -168,7 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--ready-fd", type=int, default=None)
     parser.add_argument("--foreground", action="store_true")
+    parser.add_argument("--web-config-fd", type=int, default=None)
     args = parser.parse_args(argv)
+    web: WebConfig | None = None
+    if args.web_config_fd is not None:
+        with os.fdopen(args.web_config_fd, "rb") as f:
+            web = msgspec.json.decode(f.read(), type=WebConfig)
     home = Home(args.home.absolute()) if args.home else Home.from_env()
     ready_fd: int | None = args.ready_fd
 
@@ -182,8 +297,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         prepare_home(home)
-        lock = acquire_lock(home)
+        lock = acquire_lock(home) or wait_for_lock(home, LOCK_WAIT)
         if lock is None:
+            if web is not None:
+                raise DaemonStartError(
+                    f"a daemon started for {home.root} meanwhile; run `pmdaemon web` again "
+                    "to serve its processes"
+                )
             ready("running")
             return 0
         if not args.foreground:
@@ -194,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         sock = bind_control_socket(home.socket)
         home.pid_file.write_text(f"{os.getpid()}\n")
         os.chmod(home.pid_file, 0o600)
-        daemon = Daemon(home, sock)
+        os.chdir("/")
+        daemon = Daemon(home, sock, web)
         try:
             uvloop.run(daemon.run(ready))
         finally:

@@ -64,6 +64,13 @@ class OperationFailed(PmdError):
     label = "Operation failed"
 
 
+class DaemonStopping(PmdError):
+    """The daemon is shutting down and takes no new work."""
+
+    code = "DAEMON_STOPPING"
+    label = "Daemon stopping"
+
+
 class DaemonNotRunning(PmdError):
     code = "DAEMON_NOT_RUNNING"
     label = "Daemon not running"
@@ -86,5 +93,6 @@ ERRORS_BY_CODE: dict[str, type[PmdError]] = {
         InvalidTransition,
         DaemonNotRunning,
         DaemonStartError,
+        DaemonStopping,
     )
 }

@@ -43,13 +43,13 @@ def command_line(spec: ProcessSpec, env: Mapping[str, str]) -> list[str]:
     if interpreter and interpreter != "none":
         if not os.path.isfile(path):
             raise SpawnError(f"script {script!r} not found in {spec.cwd}")
-        return [_resolve_interpreter(interpreter, env), path, *args]
+        return [_resolve_interpreter(interpreter, env, spec.cwd), path, *args]
     if os.path.isfile(path):
         if os.access(path, os.X_OK):
             return [path, *args]
         ext = os.path.splitext(path)[1].lower()
         if ext in INTERPRETERS:
-            return [_resolve_interpreter(INTERPRETERS[ext], env), path, *args]
+            return [_resolve_interpreter(INTERPRETERS[ext], env, spec.cwd), path, *args]
         raise SpawnError(
             f"script {script!r} is not executable and has no known extension "
             f"({', '.join(INTERPRETERS)}): make it executable or set an interpreter"
@@ -64,8 +64,13 @@ def command_line(spec: ProcessSpec, env: Mapping[str, str]) -> list[str]:
     return [program, *args]
 
 
-def _resolve_interpreter(name: str, env: Mapping[str, str]) -> str:
-    found = _which(name, env) if "/" not in name else (name if os.access(name, os.X_OK) else None)
+def _resolve_interpreter(name: str, env: Mapping[str, str], cwd: str) -> str:
+    if "/" in name:  # a path, relative to the app's working directory
+        path = os.path.join(cwd, os.path.expanduser(name))
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+        raise SpawnError(f"interpreter {name!r} not found or not executable (in {cwd})")
+    found = _which(name, env)
     if found is None:
         raise SpawnError(f"interpreter {name!r} not found on PATH")
     return found
@@ -84,8 +89,12 @@ def spawn(
         raise SpawnError(f"working directory {cwd!r} does not exist")
     try:
         out_fd = open_log(out_log)
+    except OSError as exc:
+        raise SpawnError(f"cannot open log file: {exc.strerror} ({exc.filename})") from None
+    try:
         err_fd = open_log(err_log) if err_log != out_log else os.dup(out_fd)
     except OSError as exc:
+        os.close(out_fd)
         raise SpawnError(f"cannot open log file: {exc.strerror} ({exc.filename})") from None
     try:
         return subprocess.Popen(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 CHUNK = 64 * 1024
 MAX_LINE = 64 * 1024
+MAX_TAIL_BYTES = 8 * 1024 * 1024
 
 
 def tail(path: Path, lines: int) -> list[str]:
@@ -17,25 +18,30 @@ def tail(path: Path, lines: int) -> list[str]:
     return tail_at(path, lines)[0]
 
 
-def tail_at(path: Path, lines: int) -> tuple[list[str], int]:
-    """``tail`` plus the file offset it read up to, for a follow that starts there."""
+def tail_at(path: Path, lines: int, max_bytes: int = MAX_TAIL_BYTES) -> tuple[list[str], int]:
+    """``tail`` plus the file offset it read up to, for a follow that starts there. Reads
+    backwards in blocks, at most ``max_bytes``: a file without newlines costs no more."""
     try:
         with open(path, "rb") as f:
             end = f.seek(0, os.SEEK_END)
-            pos, data = end, b""
-            while lines > 0 and pos > 0 and data.count(b"\n") <= lines:
-                step = min(CHUNK, pos)
+            blocks: list[bytes] = []
+            pos, newlines, read = end, 0, 0
+            while lines > 0 and pos > 0 and newlines <= lines and read < max_bytes:
+                step = min(CHUNK, pos, max_bytes - read)
                 pos -= step
                 f.seek(pos)
-                data = f.read(step) + data
-                if len(data) > lines * MAX_LINE + CHUNK:
-                    break
+                block = f.read(step)
+                blocks.append(block)
+                newlines += block.count(b"\n")
+                read += len(block)
     except OSError:
         return [], 0
-    text = data.decode("utf-8", errors="replace")
+    if lines <= 0 or not blocks:
+        return [], end
+    text = b"".join(reversed(blocks)).decode("utf-8", errors="replace")
     if text.endswith("\n"):
         text = text[:-1]
-    if not text or lines <= 0:
+    if not text:
         return [], end
     return text.split("\n")[-lines:], end
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pmdaemon import launcher, proctree
-from pmdaemon.errors import InvalidTransition, SpawnError
+from pmdaemon.errors import InvalidTransition, OperationFailed, ProcessNotFound, SpawnError
 from pmdaemon.model import Desired, ExitRecord, ProcessSpec, ProcessState, RestartRecord
 from pmdaemon.paths import Home
 from pmdaemon.policy import Action, Counters, after_exit, describe_exit
@@ -28,6 +28,14 @@ log = logging.getLogger("pmdaemon.process")
 HISTORY = 20
 
 ChangeHook = Callable[["ManagedProcess", ProcessState, str | None], None]
+
+
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; real-time signals have no enum member: ``SIG35``."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
 
 
 def _iso(ts: float | None) -> str | None:
@@ -48,6 +56,8 @@ class ManagedProcess:
         self.exit_signal = record.exit_signal
         self.last_restart_reason = record.last_restart_reason
         self.history: deque[RestartRecord] = deque(record.restart_history, maxlen=HISTORY)
+        # A port given to `restart --port` holds for that run (and its crash restarts) only.
+        self.port_override = record.port_override
         # A loaded process is stopped until boot starts or adopts it; errored stays errored.
         self.state = (
             ProcessState.ERRORED if record.status == ProcessState.ERRORED else ProcessState.STOPPED
@@ -68,6 +78,7 @@ class ManagedProcess:
         self._exited = asyncio.Event()
         self._counters = Counters()
         self._restart_task: asyncio.Task[None] | None = None
+        self.deleted = False  # set under the lock by delete: later operations must not spawn
 
     # -- views --------------------------------------------------------------------------
 
@@ -83,6 +94,10 @@ class ManagedProcess:
             return Path(self.spec.cwd, self.spec.error_file)
         return self._home.error_log(self.spec.name)
 
+    @property
+    def port(self) -> int | None:
+        return self.port_override if self.port_override is not None else self.spec.port
+
     def uptime_seconds(self) -> float:
         if self.pid is None or self.started_at is None:
             return 0.0
@@ -97,7 +112,7 @@ class ManagedProcess:
             "namespace": self.spec.namespace,
             "status": self.state.value,
             "pid": self.pid,
-            "port": None,
+            "port": self.port,
             "instance": self.instance,
             "cpu_usage": round(self.cpu_usage, 1),
             "memory_usage": self.memory_usage,
@@ -127,11 +142,14 @@ class ManagedProcess:
             exit_signal=self.exit_signal,
             last_restart_reason=self.last_restart_reason,
             restart_history=list(self.history),
+            port_override=self.port_override,
         )
 
     def environment(self) -> dict[str, str]:
         env = dict(self.base_env)
         env.update(self.spec.env)
+        if self.port is not None:
+            env["PORT"] = str(self.port)  # an assigned port wins over PORT in env
         env.update(
             PMDAEMON_ID=str(self.id),
             PMDAEMON_NAME=self.spec.name,
@@ -164,10 +182,13 @@ class ManagedProcess:
             env = self.environment()
             argv = launcher.command_line(self.spec, env)
             popen = launcher.spawn(argv, self.spec.cwd, env, self.out_log, self.error_log)
-        except SpawnError as exc:
-            self.last_error = exc.message
-            self._set_state(ProcessState.ERRORED, exc.message)
-            raise
+        except (SpawnError, ValueError, OSError) as exc:
+            message = exc.message if isinstance(exc, SpawnError) else f"cannot start: {exc}"
+            self.last_error = message
+            self._set_state(ProcessState.ERRORED, message)
+            if isinstance(exc, SpawnError):
+                raise
+            raise SpawnError(message) from None
         self._watch(popen.pid, popen)
         self.exit_code = None
         self.exit_signal = None
@@ -210,7 +231,7 @@ class ManagedProcess:
             except ChildProcessError:
                 return ExitRecord(None, None)  # adopted: not our child, the status is unknown
         if code < 0:
-            return ExitRecord(None, signal.Signals(-code).name)
+            return ExitRecord(None, signal_name(-code))
         return ExitRecord(code, None)
 
     def _on_exit(self) -> None:
@@ -219,14 +240,19 @@ class ManagedProcess:
         loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = None
-        exit = self._reap()
-        run_time = time.monotonic() - self._started_mono
+        try:
+            exit = self._reap()
+        except Exception:  # never leave a dead PID looking alive
+            log.exception("could not collect the exit status of pid %s", self.pid)
+            exit = ExitRecord(None, None)
+        finally:
+            run_time = time.monotonic() - self._started_mono
+            self.pid = None
+            self.pid_start_ticks = None
+            self._popen = None
+            self.cpu_usage, self.memory_usage = 0.0, 0
+            self._exited.set()
         self.exit_code, self.exit_signal = exit.code, exit.signal
-        self.pid = None
-        self.pid_start_ticks = None
-        self._popen = None
-        self.cpu_usage, self.memory_usage = 0.0, 0
-        self._exited.set()
         if self.state == ProcessState.STOPPING or self.desired == Desired.STOPPED:
             return  # a stop or restart in progress owns what happens next
         decision = after_exit(self.spec, exit, run_time, self._counters)
@@ -248,7 +274,11 @@ class ManagedProcess:
         if delay > 0:
             await asyncio.sleep(delay)
         async with self._lock:
-            if self.state != ProcessState.RESTARTING or self.desired != Desired.RUNNING:
+            if (
+                self.deleted
+                or self.state != ProcessState.RESTARTING
+                or self.desired != Desired.RUNNING
+            ):
                 return
             self._restart_task = None
             self._note_restart(reason)
@@ -265,15 +295,30 @@ class ManagedProcess:
         if self.pid is None:
             return
         self._set_state(ProcessState.STOPPING)
-        await proctree.kill_tree(
+        gone = await proctree.kill_tree(
             self.pid, self._exited, signal.Signals[self.spec.kill_signal], self.spec.kill_timeout
         )
+        if self.pid is not None:
+            # Even SIGKILL did not end it (e.g. stuck in uninterruptible I/O): say so rather
+            # than pretend it stopped or start a second copy beside it.
+            raise OperationFailed(
+                f"process {self.spec.name!r} (pid {self.pid}) did not exit after SIGKILL"
+            )
+        if not gone:
+            log.warning("%s: part of the process tree survived SIGKILL", self.spec.name)
 
     # -- operations -----------------------------------------------------------------------
+
+    def _check_not_deleted(self) -> None:
+        if self.deleted:
+            raise ProcessNotFound(
+                f"process {self.spec.name!r} was deleted", {"id": self.id, "name": self.spec.name}
+            )
 
     async def start(self) -> bool:
         """Start if not running; True when a child was started."""
         async with self._lock:
+            self._check_not_deleted()
             self.desired = Desired.RUNNING
             if self.pid is not None:
                 return False
@@ -282,20 +327,39 @@ class ManagedProcess:
             self._spawn()
             return True
 
-    async def stop(self, *, keep_desired: bool = False) -> None:
+    async def delete(self) -> None:
+        """Stop for good: once this returns no queued operation can start it again."""
         async with self._lock:
-            if not keep_desired:
-                self.desired = Desired.STOPPED
+            self.desired = Desired.STOPPED
+            self.deleted = True
             self._cancel_pending_restart()
             await self._terminate()
             self._set_state(ProcessState.STOPPED)
 
-    async def restart(self, reason: str = "manual", env: Mapping[str, str] | None = None) -> None:
+    async def stop(self, *, keep_desired: bool = False) -> None:
         async with self._lock:
+            if not keep_desired:
+                self.desired = Desired.STOPPED
+                self.port_override = None
+            self._cancel_pending_restart()
+            await self._terminate()
+            self._set_state(ProcessState.STOPPED)
+
+    async def restart(
+        self,
+        reason: str = "manual",
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        """Stop (if running) and start again; ``port`` overrides the configured port for
+        this run only."""
+        async with self._lock:
+            self._check_not_deleted()
             self._cancel_pending_restart()
             await self._terminate()
             if env is not None:
                 self.base_env = dict(env)
+            self.port_override = port
             self.desired = Desired.RUNNING
             self._counters = Counters()
             self._note_restart(reason)

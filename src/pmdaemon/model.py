@@ -60,7 +60,7 @@ def validate_name(name: object) -> str:
     return name
 
 
-class ProcessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ProcessSpec(msgspec.Struct, frozen=True):
     """Everything needed to run one process; durations in seconds, sizes in bytes."""
 
     name: str
@@ -70,6 +70,7 @@ class ProcessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cwd: str = "/"
     env: dict[str, str] = {}
     namespace: str = "default"
+    port: int | None = None
     autorestart: bool = True
     max_restarts: int = 16
     min_uptime: float = 1.0

@@ -139,34 +139,58 @@ async def wait_pidfds(fds: list[int], timeout: float) -> list[int]:
     return sorted(pending)
 
 
-async def kill_tree(root: int, exited: asyncio.Event, sig: signal.Signals, timeout: float) -> None:
-    """Signal ``root``'s group and every descendant; after ``timeout`` SIGKILL whatever is
-    left. Returns when the root has exited (``exited`` set by its owner) and no member of
-    the tree is alive."""
-    members = tree_members(root, snapshot())
-    send(root, sig, group=True)
-    send(root, sig)
+def _pidfd_signal(fd: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+        signal.pidfd_send_signal(fd, sig)
+
+
+async def kill_tree(root: int, exited: asyncio.Event, sig: signal.Signals, timeout: float) -> bool:
+    """Signal ``root`` and every member of its tree once; after ``timeout`` SIGKILL whatever
+    is left. Descendants are signalled through pidfds, so a reused PID is never hit.
+    Returns True when the root has exited (``exited`` set by its owner) and no member of
+    the tree is alive; False only if something survived SIGKILL for 5 s."""
+    table = snapshot()
+    members = tree_members(root, table)
+    fds: dict[int, int] = {}
     for member in members:
-        if member.pgrp != root:
-            send(member.pid, sig)
-    fds = [fd for fd in map(open_pidfd, members) if fd is not None]
+        fd = open_pidfd(member)
+        if fd is not None:
+            fds[member.pid] = fd
+    root_info = table.get(root)
+    leads_group = root_info is not None and root_info.pgrp == root
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
+        # One signal per process: the group (root included) when root leads it, then the
+        # descendants that left the group.
+        if leads_group:
+            send(root, sig, group=True)
+        else:
+            send(root, sig)
+        for member in members:
+            if member.pid in fds and (member.pgrp != root or not leads_group):
+                _pidfd_signal(fds[member.pid], sig)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(exited.wait(), timeout)
-        alive = await wait_pidfds(fds, max(0.0, deadline - asyncio.get_running_loop().time()))
+        alive = await wait_pidfds(list(fds.values()), max(0.0, deadline - loop.time()))
         if exited.is_set() and not alive:
-            return
-        # Escalate: the group, everything found before, and anything that joined since.
+            return True
+        # Escalate: the group, the root, everything found before and anything new since.
         send(root, signal.SIGKILL, group=True)
-        send(root, signal.SIGKILL)
-        late = [m for m in tree_members(root, snapshot()) if m.pid not in {x.pid for x in members}]
-        for member in [*members, *late]:
-            send(member.pid, signal.SIGKILL)
-        fds.extend(fd for fd in map(open_pidfd, late) if fd is not None)
+        if not exited.is_set():
+            send(root, signal.SIGKILL)
+        for fd in alive:
+            _pidfd_signal(fd, signal.SIGKILL)
+        for member in tree_members(root, snapshot()):
+            if member.pid not in fds:
+                fd = open_pidfd(member)
+                if fd is not None:
+                    fds[member.pid] = fd
+                    _pidfd_signal(fd, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(exited.wait(), 5.0)
-        await wait_pidfds(fds, 5.0)
+        left = await wait_pidfds(list(fds.values()), 5.0)
+        return exited.is_set() and not left
     finally:
-        for fd in fds:
+        for fd in fds.values():
             os.close(fd)

@@ -11,23 +11,25 @@ from typing import Any
 
 from pmdaemon.errors import InvalidInput
 from pmdaemon.model import ProcessSpec, validate_name
+from pmdaemon.ports import PortKind, parse_port_spec
 from pmdaemon.units import parse_duration
 
 MAX_STRING = 4096
 MAX_ARGS = 1024
-MAX_ENV = 4096
+MAX_ENV = 16384
+MAX_ENV_VALUE = 128 * 1024  # the kernel's limit for one environment string
 
 
-def _string(field: str, value: Any, *, allow_empty: bool = False) -> str:
+def _string(field: str, value: Any, *, allow_empty: bool = False, limit: int = MAX_STRING) -> str:
     if not isinstance(value, str):
         raise InvalidInput(
             f"invalid {field}: expected a string, got {type(value).__name__}", {"field": field}
         )
     if not allow_empty and not value.strip():
         raise InvalidInput(f"invalid {field}: it must not be empty", {"field": field})
-    if len(value) > MAX_STRING or "\x00" in value:
+    if len(value) > limit or "\x00" in value:
         raise InvalidInput(
-            f"invalid {field}: expected at most {MAX_STRING} characters and no NUL byte",
+            f"invalid {field}: expected at most {limit} characters and no NUL byte",
             {"field": field},
         )
     return value
@@ -42,7 +44,7 @@ def _bool(field: str, value: Any) -> bool:
 
 
 def _count(field: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(
@@ -86,8 +88,13 @@ def _env(field: str, value: Any) -> dict[str, str]:
             raw = str(raw)
         elif raw is None:
             raw = ""
-        env[key] = _string(f"{field}.{key}", raw, allow_empty=True)
+        env[key] = _string(f"{field}.{key[:64]}", raw, allow_empty=True, limit=MAX_ENV_VALUE)
     return env
+
+
+def validate_env(value: Any, what: str) -> dict[str, str]:
+    """An environment as the kernel accepts it: names without '=' or NUL, values without NUL."""
+    return _env(what, value)
 
 
 def _signal_name(field: str, value: Any) -> str:
@@ -122,6 +129,17 @@ def _duration(field: str, value: Any) -> float:
     return parse_duration(value, field)
 
 
+def single_port(field: str, value: Any) -> int:
+    spec = parse_port_spec(value, field)
+    if spec.kind != PortKind.SINGLE:
+        raise InvalidInput(
+            f"invalid {field} {value!r}: port ranges and auto: ranges need several instances, "
+            "which this version cannot run yet; give a single port such as 3000",
+            {"field": field},
+        )
+    return spec.first
+
+
 def _optional(parse: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     def parser(field: str, value: Any) -> Any:
         return None if value is None else parse(field, value)
@@ -137,6 +155,7 @@ FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "cwd": _string,
     "env": _env,
     "namespace": lambda f, v: validate_name(v) if v != "default" else v,
+    "port": _optional(single_port),
     "autorestart": _bool,
     "max_restarts": lambda f, v: _count(f, v, 0, 1_000_000),
     "min_uptime": _duration,

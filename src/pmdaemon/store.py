@@ -33,6 +33,7 @@ class ProcessRecord(msgspec.Struct):
     exit_signal: str | None = None
     last_restart_reason: str | None = None
     restart_history: list[RestartRecord] = []
+    port_override: int | None = None
 
 
 class StateFile(msgspec.Struct):
@@ -60,7 +61,13 @@ class Store:
                 continue
             try:
                 state = _decoder.decode(data)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except msgspec.ValidationError as exc:
+                # Well-formed JSON this version cannot read: keep it in place and refuse,
+                # rather than forget every process it lists.
+                raise DaemonStartError(
+                    f"{candidate} does not match the state format this pmdaemon reads: {exc}"
+                ) from None
+            except msgspec.DecodeError as exc:
                 aside = candidate.with_name(f"{candidate.name}.corrupt-{int(time.time())}")
                 os.replace(candidate, aside)
                 log.error("state file %s is unreadable (%s); moved to %s", candidate, exc, aside)

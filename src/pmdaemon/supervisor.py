@@ -5,7 +5,6 @@ after every change. It knows nothing of HTTP or the CLI."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -14,12 +13,18 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from pmdaemon import proctree
-from pmdaemon.errors import InvalidInput, PmdError, ProcessExists, ProcessNotFound
+from pmdaemon.errors import (
+    DaemonStopping,
+    InvalidInput,
+    PmdError,
+    ProcessExists,
+    ProcessNotFound,
+)
 from pmdaemon.events import EventBus
 from pmdaemon.managed import ManagedProcess
 from pmdaemon.model import Desired, ProcessState
 from pmdaemon.paths import Home
-from pmdaemon.specs import build_spec
+from pmdaemon.specs import build_spec, validate_env
 from pmdaemon.store import ProcessRecord, StateFile, Store
 
 log = logging.getLogger("pmdaemon.supervisor")
@@ -40,6 +45,7 @@ class Supervisor:
         self._save_scheduled = False
         self._cpu_prev: dict[int, tuple[float, int]] = {}
         self._loaded_pids: dict[int, tuple[int | None, int | None, float | None]] = {}
+        self.closing = False  # set at shutdown: nothing new may start
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -81,7 +87,7 @@ class Supervisor:
                 "status": proc.state.value,
                 "previous_status": previous.value,
                 "pid": proc.pid,
-                "port": None,
+                "port": proc.port,
                 "reason": reason,
             },
         )
@@ -93,7 +99,7 @@ class Supervisor:
         """Processes named by an id, a name, or ``all`` (sorted by id)."""
         if ident == "all":
             return self.sorted()
-        if ident.isdigit() and len(ident) < 10:
+        if ident.isascii() and ident.isdigit() and len(ident) < 10:
             proc = self.processes.get(int(ident))
             if proc is not None:
                 return [proc]
@@ -117,7 +123,9 @@ class Supervisor:
     ) -> ManagedProcess:
         """Validate, register and start a new process. A spawn failure leaves it registered
         as errored (so `info` can say why) and raises SpawnError."""
+        self._refuse_if_closing()
         spec = build_spec(config, default_cwd=cwd)
+        base_env = validate_env(base_env, "the captured environment")
         existing = self.by_name(spec.name)
         if existing is not None:
             raise ProcessExists(
@@ -154,7 +162,12 @@ class Supervisor:
             if isinstance(result, BaseException):
                 raise result
 
+    def _refuse_if_closing(self) -> None:
+        if self.closing:
+            raise DaemonStopping("the daemon is shutting down and starts nothing new")
+
     async def start(self, ident: str) -> list[ManagedProcess]:
+        self._refuse_if_closing()
         procs = self.resolve(ident)
         await self.each(procs, lambda p: p.start())
         return procs
@@ -165,17 +178,47 @@ class Supervisor:
         return procs
 
     async def restart(
-        self, ident: str, env: Mapping[str, str] | None = None
+        self,
+        ident: str,
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        reason: str = "manual",
     ) -> list[ManagedProcess]:
+        self._refuse_if_closing()
+        if env is not None:
+            env = validate_env(env, "the environment")
         procs = self.resolve(ident)
-        await self.each(procs, lambda p: p.restart("manual", env))
+        if port is not None and len(procs) > 1:
+            raise InvalidInput(
+                f"a port override applies to one process, and {ident!r} names {len(procs)}"
+            )
+        await self.each(procs, lambda p: p.restart(reason, env, port))
         return procs
+
+    async def reload(self, ident: str, port: int | None = None) -> list[ManagedProcess]:
+        """Restart one process at a time, so a group never goes down all at once."""
+        self._refuse_if_closing()
+        procs = self.resolve(ident)
+        if port is not None and len(procs) > 1:
+            raise InvalidInput(
+                f"a port override applies to one process, and {ident!r} names {len(procs)}"
+            )
+        for proc in procs:
+            await self.each([proc], lambda p: p.restart("reload", None, port))
+        return procs
+
+    def counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in ProcessState}
+        for proc in self.processes.values():
+            counts[proc.state.value] += 1
+        counts["total"] = len(self.processes)
+        return counts
 
     async def delete(self, ident: str) -> list[ManagedProcess]:
         procs = self.resolve(ident)
 
         async def remove(proc: ManagedProcess) -> None:
-            await proc.stop()
+            await proc.delete()
             self.processes.pop(proc.id, None)
             self.bus.publish("process_deleted", {"id": proc.id, "name": proc.spec.name})
 
@@ -188,7 +231,11 @@ class Supervisor:
                 sig_name.upper() if sig_name.upper().startswith("SIG") else "SIG" + sig_name.upper()
             ]
         except KeyError:
-            if sig_name.isdigit() and int(sig_name) in {s.value for s in signal.Signals}:
+            if (
+                sig_name.isascii()
+                and sig_name.isdigit()
+                and int(sig_name) in {s.value for s in signal.Signals}
+            ):
                 sig = signal.Signals(int(sig_name))
             else:
                 raise InvalidInput(
@@ -217,14 +264,19 @@ class Supervisor:
                 to_start.append(proc)
 
         async def start(proc: ManagedProcess) -> None:
-            with contextlib.suppress(PmdError):
+            try:
                 await proc.start()
+            except PmdError:
+                pass  # recorded as errored with its reason
+            except Exception:  # one broken record must not stop the others or the daemon
+                log.exception("could not start %s (id %d)", proc.spec.name, proc.id)
 
         await self.each(to_stop, lambda p: p.stop())
         await self.each(to_start, start)
 
     async def shutdown(self) -> None:
         """Stop everything in parallel, keeping desired states, and save."""
+        self.closing = True
         await self.each(self.sorted(), lambda p: p.stop(keep_desired=True))
 
     # -- metrics --------------------------------------------------------------------------

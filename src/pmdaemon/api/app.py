@@ -1,5 +1,7 @@
-"""Routes over the Supervisor. The control app (Unix socket, owner only) carries creation
-and the environment-bearing routes; everything speaks the JSON shapes of SPEC §11.3."""
+"""Routes over the Supervisor, in two apps. The control app (Unix socket, owner only) also
+carries what must never cross TCP: creating processes, captured environments, signals and
+daemon control. The web app (TCP, behind API keys) carries SPEC §11.3. Both speak the same
+JSON shapes, so the CLI and remote clients see one API."""
 
 from __future__ import annotations
 
@@ -7,24 +9,38 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from pmdaemon import logfiles
+from pmdaemon import __version__, logfiles
+from pmdaemon.api.auth import AuthMiddleware, SecurityHeadersMiddleware, WebOptions
 from pmdaemon.api.errors import http_error, internal_error, json_response, pmd_error
 from pmdaemon.errors import InvalidInput, PmdError
 from pmdaemon.managed import ManagedProcess
 from pmdaemon.model import ProcessState
+from pmdaemon.specs import single_port
 from pmdaemon.supervisor import Supervisor
+from pmdaemon.system import SystemSampler
 
 MAX_BODY = 1024 * 1024
+# The control socket carries captured environments, which can be large (the kernel allows
+# up to 2 MiB of arguments and environment for one exec).
+CONTROL_MAX_BODY = 8 * 1024 * 1024
 MAX_LOG_LINES = 10_000
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    PmdError: pmd_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}
 
 
 @dataclass
@@ -33,14 +49,21 @@ class DaemonControl:
 
     status: Callable[[], dict[str, Any]]
     shutdown: Callable[[], Coroutine[Any, Any, None]]
+    serve_web: Callable[[Request], Coroutine[Any, Any, Response]] | None = None
 
 
-async def read_json(request: Request, *, required: bool = False) -> dict[str, Any]:
+async def read_json(
+    request: Request, *, required: bool = False, limit: int = MAX_BODY
+) -> dict[str, Any]:
     body = b""
+    declared = request.headers.get("content-length", "")
+    too_large = f"request body larger than {limit // 1024} KiB"
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, too_large)
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY:
-            raise HTTPException(413, f"request body larger than {MAX_BODY // 1024} KiB")
+        if len(body) > limit:
+            raise HTTPException(413, too_large)
     if not body.strip():
         if required:
             raise InvalidInput("missing JSON body: expected an object")
@@ -54,6 +77,16 @@ async def read_json(request: Request, *, required: bool = False) -> dict[str, An
     return data
 
 
+def only_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        accepted = ", ".join(sorted(allowed)) or "no fields"
+        raise InvalidInput(
+            f"unknown field {unknown[0][:40]!r} in the body: accepted {accepted}",
+            {"field": unknown[0][:40]},
+        )
+
+
 def _str_map(value: Any, field: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -63,12 +96,13 @@ def _str_map(value: Any, field: str) -> dict[str, str]:
 
 
 def detail(proc: ManagedProcess) -> dict[str, Any]:
+    """One process with its configuration. Environment values can hold secrets: only the
+    variable names leave the daemon, on either socket."""
     view = proc.view()
     spec = msgspec.structs.asdict(proc.spec)
-    # Environment values can hold secrets: only the names leave the daemon.
     spec["env"] = sorted(spec["env"])
-    spec["kill_signal"] = proc.spec.kill_signal
     view["config"] = spec
+    view["configured_port"] = proc.spec.port
     view["desired_state"] = proc.desired.value
     view["last_error"] = proc.last_error
     view["exit_signal"] = proc.exit_signal
@@ -84,8 +118,20 @@ def action_result(message: str, procs: list[ManagedProcess]) -> Response:
     )
 
 
-def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlette:
-    sup = supervisor
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise InvalidInput(
+            f"invalid {name} {raw[:32]!r}: expected an integer from {low} to {high}",
+            {"field": name},
+        )
+    return int(raw)
+
+
+def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
+    """The routes of SPEC §11.3 over processes; ``control`` adds the Unix-socket-only ones."""
 
     async def list_processes(request: Request) -> Response:
         procs = sup.sorted()
@@ -94,7 +140,8 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
             if status not in ProcessState.__members__.values():
                 raise InvalidInput(
                     f"invalid status {status[:32]!r}: expected one of "
-                    + ", ".join(s.value for s in ProcessState)
+                    + ", ".join(s.value for s in ProcessState),
+                    {"field": "status"},
                 )
             procs = [p for p in procs if p.state == status]
         for key in ("name", "namespace"):
@@ -103,8 +150,94 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
                 procs = [p for p in procs if getattr(p.spec, key) == value]
         return json_response([p.view() for p in procs])
 
+    async def get_process(request: Request) -> Response:
+        procs = sup.resolve(request.path_params["id"])
+        if len(procs) == 1:
+            return json_response(detail(procs[0]))
+        return json_response([detail(p) for p in procs])
+
+    async def start(request: Request) -> Response:
+        procs = await sup.start(request.path_params["id"])
+        return action_result("Process started successfully", procs)
+
+    async def stop(request: Request) -> Response:
+        procs = await sup.stop(request.path_params["id"])
+        return action_result("Process stopped successfully", procs)
+
+    def port_of(body: dict[str, Any]) -> int | None:
+        value = body.get("port")
+        return None if value is None else single_port("port", value)
+
+    limit = CONTROL_MAX_BODY if control else MAX_BODY
+
+    async def restart(request: Request) -> Response:
+        body = await read_json(request, limit=limit)
+        only_fields(body, {"port", "env"} if control else {"port"})
+        env = _str_map(body["env"], "env") if "env" in body else None
+        procs = await sup.restart(request.path_params["id"], env, port_of(body))
+        return action_result("Process restarted successfully", procs)
+
+    async def reload(request: Request) -> Response:
+        body = await read_json(request)
+        only_fields(body, {"port"})
+        procs = await sup.reload(request.path_params["id"], port_of(body))
+        return action_result("Process reloaded successfully", procs)
+
+    async def delete(request: Request) -> Response:
+        procs = await sup.delete(request.path_params["id"])
+        return json_response(
+            {
+                "success": True,
+                "message": "Process deleted successfully",
+                "processes": [p.view() for p in procs],
+            }
+        )
+
+    async def logs(request: Request) -> Response:
+        ident = request.path_params.get("id") or request.query_params.get("id") or "all"
+        procs = sup.resolve(ident)
+        lines = _int_param(request, "lines", 20, 0, MAX_LOG_LINES)
+        kind = request.query_params.get("type", "all")
+        if kind not in ("out", "error", "all"):
+            raise InvalidInput(
+                f"invalid type {kind[:32]!r}: expected out, error or all", {"field": "type"}
+            )
+        files = [
+            (p, t, path)
+            for p in procs
+            for t, path in (("out", p.out_log), ("error", p.error_log))
+            if kind in ("all", t)
+        ]
+        if control and request.query_params.get("follow") in ("1", "true"):
+            return StreamingResponse(_follow(files, lines), media_type="application/x-ndjson")
+        # Reading files can be slow (a huge log, a slow disk): never on the event loop.
+        tails = await asyncio.to_thread(
+            lambda: [logfiles.tail(path, lines) for _, _, path in files]
+        )
+        entries = [
+            {"timestamp": None, "type": t, "name": p.spec.name, "id": p.id, "message": line}
+            for (p, t, _), tail in zip(files, tails, strict=True)
+            for line in tail
+        ]
+        return json_response({"logs": entries, "total_lines": len(entries)})
+
+    routes: list[BaseRoute] = [
+        Route("/api/processes", list_processes, methods=["GET"]),
+        Route("/api/processes/{id}", get_process, methods=["GET"]),
+        Route("/api/processes/{id}", delete, methods=["DELETE"]),
+        Route("/api/processes/{id}/start", start, methods=["POST"]),
+        Route("/api/processes/{id}/stop", stop, methods=["POST"]),
+        Route("/api/processes/{id}/restart", restart, methods=["POST"]),
+        Route("/api/processes/{id}/reload", reload, methods=["POST"]),
+        Route("/api/processes/{id}/logs", logs, methods=["GET"]),
+        Route("/api/logs/{id}", logs, methods=["GET"]),
+    ]
+    if not control:
+        return routes
+
     async def create(request: Request) -> Response:
-        body = await read_json(request, required=True)
+        body = await read_json(request, required=True, limit=CONTROL_MAX_BODY)
+        only_fields(body, {"config", "env", "cwd"})
         config = body.get("config")
         if not isinstance(config, dict):
             raise InvalidInput("invalid body: expected {'config': {...}, 'env': {...}, 'cwd': ...}")
@@ -122,36 +255,6 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
             201,
         )
 
-    async def get_process(request: Request) -> Response:
-        procs = sup.resolve(request.path_params["id"])
-        if len(procs) == 1:
-            return json_response(detail(procs[0]))
-        return json_response([detail(p) for p in procs])
-
-    async def start(request: Request) -> Response:
-        procs = await sup.start(request.path_params["id"])
-        return action_result("Process started successfully", procs)
-
-    async def stop(request: Request) -> Response:
-        procs = await sup.stop(request.path_params["id"])
-        return action_result("Process stopped successfully", procs)
-
-    async def restart(request: Request) -> Response:
-        body = await read_json(request)
-        env = _str_map(body["env"], "env") if "env" in body else None
-        procs = await sup.restart(request.path_params["id"], env)
-        return action_result("Process restarted successfully", procs)
-
-    async def delete(request: Request) -> Response:
-        procs = await sup.delete(request.path_params["id"])
-        return json_response(
-            {
-                "success": True,
-                "message": "Process deleted successfully",
-                "processes": [p.view() for p in procs],
-            }
-        )
-
     async def send_signal(request: Request) -> Response:
         body = await read_json(request, required=True)
         name = body.get("signal")
@@ -160,27 +263,16 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
         procs = sup.signal(request.path_params["id"], str(name))
         return action_result(f"Signal {str(name).upper()} sent", procs)
 
-    async def logs(request: Request) -> Response:
-        ident = request.path_params.get("id") or request.query_params.get("id") or "all"
-        procs = sup.resolve(ident) if ident != "all" or sup.processes else []
-        lines = _int_param(request, "lines", 20, 0, MAX_LOG_LINES)
-        kind = request.query_params.get("type", "all")
-        if kind not in ("out", "error", "all"):
-            raise InvalidInput(f"invalid type {kind[:32]!r}: expected out, error or all")
-        files = [
-            (p, t, path)
-            for p in procs
-            for t, path in (("out", p.out_log), ("error", p.error_log))
-            if kind in ("all", t)
-        ]
-        if request.query_params.get("follow") not in ("1", "true"):
-            entries = [
-                {"timestamp": None, "type": t, "name": p.spec.name, "id": p.id, "message": line}
-                for p, t, path in files
-                for line in logfiles.tail(path, lines)
-            ]
-            return json_response({"logs": entries, "total_lines": len(entries)})
-        return StreamingResponse(_follow(files, lines), media_type="application/x-ndjson")
+    return [
+        *routes,
+        Route("/api/processes", create, methods=["POST"]),
+        Route("/api/processes/{id}/signal", send_signal, methods=["POST"]),
+        Route("/api/logs", logs, methods=["GET"]),
+    ]
+
+
+def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlette:
+    sup = supervisor
 
     async def daemon_status(request: Request) -> Response:
         return json_response(control.status())
@@ -198,39 +290,95 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
         )
 
     routes = [
-        Route("/api/processes", list_processes, methods=["GET"]),
-        Route("/api/processes", create, methods=["POST"]),
-        Route("/api/processes/{id}", get_process, methods=["GET"]),
-        Route("/api/processes/{id}", delete, methods=["DELETE"]),
-        Route("/api/processes/{id}/start", start, methods=["POST"]),
-        Route("/api/processes/{id}/stop", stop, methods=["POST"]),
-        Route("/api/processes/{id}/restart", restart, methods=["POST"]),
-        Route("/api/processes/{id}/signal", send_signal, methods=["POST"]),
-        Route("/api/processes/{id}/logs", logs, methods=["GET"]),
-        Route("/api/logs", logs, methods=["GET"]),
+        *process_routes(sup, control=True),
         Route("/daemon", daemon_status, methods=["GET"]),
         Route("/daemon/kill", daemon_kill, methods=["POST"]),
     ]
-    return Starlette(
-        routes=routes,
-        exception_handlers={
-            PmdError: pmd_error,
-            HTTPException: http_error,
-            Exception: internal_error,
-        },
-    )
+    if control.serve_web is not None:
+        routes.append(Route("/daemon/web", control.serve_web, methods=["POST"]))
+    return starlette_app(routes)
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise InvalidInput(f"invalid {name} {raw[:32]!r}: expected an integer from {low} to {high}")
-    return int(raw)
+def starlette_app(routes: list[BaseRoute]) -> Starlette:
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    # `/api/processes/` must be a 404, not a redirect that clients mistake for success.
+    app.router.redirect_slashes = False
+    return app
 
 
-async def _follow(files: list[tuple[ManagedProcess, str, Any]], lines: int) -> AsyncIterator[bytes]:
+def build_web_app(
+    supervisor: Supervisor, system: SystemSampler, options: WebOptions, openapi: dict[str, Any]
+) -> Any:
+    """The TCP API of SPEC §11, wrapped in authentication and security headers."""
+    from pmdaemon.api.ws import websocket_endpoint
+
+    sup = supervisor
+
+    async def root(request: Request) -> Response:
+        return json_response(
+            {
+                "name": "PMDaemon",
+                "version": __version__,
+                "description": "A process manager that keeps apps in any language running",
+                "status": "running",
+                "endpoints": {
+                    "processes": "/api/processes",
+                    "system": "/api/system",
+                    "status": "/api/status",
+                    "websocket": "/ws",
+                },
+            }
+        )
+
+    async def status(request: Request) -> Response:
+        return json_response({"status": "ok", "timestamp": _now(), "version": __version__})
+
+    async def system_view(request: Request) -> Response:
+        return json_response(system.view(sup.counts()))
+
+    async def openapi_doc(request: Request) -> Response:
+        return json_response(openapi)
+
+    async def ws(websocket: Any) -> None:
+        await websocket_endpoint(websocket, sup, system, options)
+
+    routes: list[BaseRoute] = [
+        Route("/", root, methods=["GET"]),
+        Route("/api/status", status, methods=["GET"]),
+        Route("/api/system", system_view, methods=["GET"]),
+        Route("/api/openapi.json", openapi_doc, methods=["GET"]),
+        *process_routes(sup, control=False),
+        WebSocketRoute("/ws", ws),
+    ]
+    middleware = []
+    if options.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=options.cors_origins,
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+                max_age=600,
+            )
+        )
+    app = starlette_app(routes)
+    # Outermost first: headers on every answer, then CORS (preflights need no key), then auth.
+    inner: Any = AuthMiddleware(app, options)
+    for item in reversed(middleware):
+        inner = item.cls(inner, *item.args, **item.kwargs)
+    return SecurityHeadersMiddleware(inner, options)
+
+
+def _now() -> str:
+    import time
+
+    ts = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+async def _follow(
+    files: list[tuple[ManagedProcess, str, Path]], lines: int
+) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[bytes] = asyncio.Queue(1024)
 
     def entry(proc: ManagedProcess, kind: str, line: str) -> bytes:
@@ -247,14 +395,13 @@ async def _follow(files: list[tuple[ManagedProcess, str, Any]], lines: int) -> A
             + b"\n"
         )
 
-    offsets = []
-    for proc, kind, path in files:
-        recent, offset = logfiles.tail_at(path, lines)
-        offsets.append(offset)
+    tails = await asyncio.to_thread(lambda: [logfiles.tail_at(path, lines) for *_, path in files])
+    offsets = [offset for _, offset in tails]
+    for (proc, kind, _), (recent, _) in zip(files, tails, strict=True):
         for line in recent:
             yield entry(proc, kind, line)
 
-    async def pump(proc: ManagedProcess, kind: str, path: Any, offset: int) -> None:
+    async def pump(proc: ManagedProcess, kind: str, path: Path, offset: int) -> None:
         async for line in logfiles.follow(path, offset):
             await queue.put(entry(proc, kind, line))
 

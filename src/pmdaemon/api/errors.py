@@ -22,6 +22,7 @@ STATUS_BY_CODE = {
     errors.SpawnError.code: 422,
     errors.InvalidTransition.code: 409,
     errors.OperationFailed.code: 500,
+    errors.DaemonStopping.code: 503,
 }
 
 HTTP_LABELS = {
@@ -53,7 +54,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
     label, code = HTTP_LABELS.get(exc.status_code, ("Error", "HTTP_ERROR"))
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else label
     if exc.status_code == 404 and message == "Not Found":
-        message = f"no route {request.method} {request.url.path[:200]}"
+        path = request.url.path
+        if path.startswith(("/api/processes/", "/api/logs/")):
+            # An id that is not one path segment (e.g. an encoded '../x') names no process.
+            return json_response(
+                error_body(
+                    errors.ProcessNotFound.label,
+                    "no process with that id or name",
+                    errors.ProcessNotFound.code,
+                    {},
+                ),
+                404,
+            )
+        message = f"no route {request.method} {path[:200]}"
     return json_response(error_body(label, message, code, {}), exc.status_code)
 
 

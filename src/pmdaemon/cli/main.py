@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from pmdaemon import __version__
-from pmdaemon.cli import render
+from pmdaemon.cli import UsageError, render
 from pmdaemon.client import Client
 from pmdaemon.errors import DaemonNotRunning, DaemonStartError, PmdError, ProcessNotFound
 
@@ -35,10 +36,6 @@ CONFIG_FLAGS = (
     "out_file",
     "error_file",
 )
-
-
-class UsageError(Exception):
-    pass
 
 
 class Parser(argparse.ArgumentParser):
@@ -100,12 +97,12 @@ def cmd_start(ctx: Context) -> int:
         config["env"] = dict(a.env)
     if a.script_args:
         config["args"] = a.script_args
-    existing_form = len(config) == 1 and not os.path.exists(a.script) and " " not in a.script
-    if existing_form:
+    # One bare word may name an existing process: start it; otherwise it is a script.
+    if len(config) == 1 and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", a.script):
         try:
             result = client.call("POST", f"/api/processes/{quote(a.script)}/start")
         except ProcessNotFound:
-            if a.script.isdigit():
+            if a.script.isascii() and a.script.isdigit():
                 raise
         else:
             return report(ctx, result)
@@ -159,8 +156,33 @@ def cmd_stop(ctx: Context) -> int:
 
 
 def cmd_restart(ctx: Context) -> int:
-    body = {"env": dict(os.environ)} if ctx.args.update_env else None
-    return for_each(ctx, ctx.args.ids, "POST", "restart", body)
+    body: dict[str, Any] = {"env": dict(os.environ)} if ctx.args.update_env else {}
+    if ctx.args.port is not None:
+        body["port"] = ctx.args.port
+    return for_each(ctx, ctx.args.ids, "POST", "restart", body or None)
+
+
+def cmd_reload(ctx: Context) -> int:
+    body = {"port": ctx.args.port} if ctx.args.port is not None else None
+    return for_each(ctx, ctx.args.ids, "POST", "reload", body)
+
+
+def cmd_web(ctx: Context) -> int:
+    from pmdaemon.cli.web import cmd_web as run
+
+    return run(ctx.home, ctx.args)
+
+
+def cmd_show_api_key(ctx: Context) -> int:
+    from pmdaemon.cli.web import cmd_show_api_key as run
+
+    return run(ctx.home)
+
+
+def cmd_regenerate_api_key(ctx: Context) -> int:
+    from pmdaemon.cli.web import cmd_regenerate_api_key as run
+
+    return run(ctx.home)
 
 
 def confirm(question: str) -> bool:
@@ -229,7 +251,7 @@ def cmd_logs(ctx: Context) -> int:
         else:
             print_log_entries(ctx, data["logs"], grouped=True)
         return 0
-    response = client.open("GET", path + "&follow=1")
+    response = client.open("GET", path + "&follow=1", timeout=None)
     if response.status >= 400:
         from pmdaemon.client import error_from
 
@@ -243,6 +265,9 @@ def cmd_logs(ctx: Context) -> int:
                 print_log_entries(ctx, [entry], grouped=False)
                 sys.stdout.flush()
     except KeyboardInterrupt:
+        return 0
+    except (EOFError, OSError):
+        print("log stream ended: the daemon stopped", file=sys.stderr)
         return 0
     finally:
         response.close()
@@ -365,6 +390,7 @@ def build_parser() -> Parser:
         help="extra environment variable (repeatable)",
     )
     p.add_argument("--namespace", help="a label to group processes (default: default)")
+    p.add_argument("-p", "--port", help="a port for the app, given to it as $PORT")
     p.add_argument("--interpreter", help="run the script with this program (none: run directly)")
     p.add_argument("--max-restarts", help="consecutive unstable restarts before errored (16)")
     p.add_argument("--min-uptime", help="a run shorter than this is unstable (1s)")
@@ -390,6 +416,11 @@ def build_parser() -> Parser:
         action="store_true",
         help="replace the captured environment with this shell's",
     )
+    p.add_argument("-p", "--port", help="a port for this run only (the saved config keeps its own)")
+
+    p = command("reload", cmd_reload, "restart processes one at a time")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+    p.add_argument("-p", "--port", help="a port for this run only")
 
     p = command("delete", cmd_delete, "stop and remove processes", aliases=("del",))
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all; a status with --status")
@@ -414,6 +445,58 @@ def build_parser() -> Parser:
     p = command("signal", cmd_signal, "send a signal to processes")
     p.add_argument("signal", metavar="SIGNAL", help="e.g. SIGUSR1, HUP or 10")
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+
+    p = command(
+        "web",
+        cmd_web,
+        "serve the web API (REST + WebSocket) for this home's "
+        "daemon; with no daemon running, become the daemon in the foreground",
+        json_flag=False,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("-p", "--port", type=int, default=9615, help="port (9615; 0 picks one)")
+    p.add_argument(
+        "--api-key", help="the API key (else --api-key-file, $PMDAEMON_API_KEY, <home>/api-key)"
+    )
+    p.add_argument("--api-key-file", help="read the API key from this file")
+    p.add_argument(
+        "--read-only-api-key",
+        action="append",
+        metavar="KEY",
+        help="a key that may only read (repeatable)",
+    )
+    p.add_argument("--tls-cert", help="serve HTTPS and WSS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="allow browser requests from this origin (repeatable)",
+    )
+    p.add_argument("--ws-auth", action="store_true", help="every /ws connection needs the key")
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="allow serving without a key on a non-loopback address",
+    )
+    p.add_argument(
+        "--verbose",
+        dest="verbose_web",
+        action="store_true",
+        help="log every request (method, path, status, time, client, auth outcome)",
+    )
+    command(
+        "show-api-key",
+        cmd_show_api_key,
+        "print the stored API key (<home>/api-key)",
+        json_flag=False,
+    )
+    command(
+        "regenerate-api-key",
+        cmd_regenerate_api_key,
+        "make a new random API key and store it in <home>/api-key (mode 0600)",
+        json_flag=False,
+    )
 
     command("ping", cmd_ping, "report whether the daemon runs")
     command(
@@ -444,6 +527,13 @@ def main(argv: list[str] | None = None) -> int:
         args.script_args = script_args
     if getattr(args, "lines", 0) is not None and getattr(args, "lines", 0) < 0:
         parser.error("--lines must be zero or more")
+    for ident in [
+        *getattr(args, "ids", []),
+        getattr(args, "id", None) or "x",
+        getattr(args, "script", None) or "x",
+    ]:
+        if not ident.strip():
+            parser.error("an id or name must not be empty")
     ctx = Context(args)
     try:
         return int(args.func(ctx))

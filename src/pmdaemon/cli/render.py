@@ -176,6 +176,11 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
     return "\n".join(out)
 
 
+def warn(message: str) -> None:
+    paint = Painter(use_colour(sys.stderr))
+    print(f"{paint('warning:', '33;1')} {message}", file=sys.stderr)
+
+
 def error(message: str) -> None:
     paint = Painter(use_colour(sys.stderr))
     print(f"{paint('error:', '31;1')} {message}", file=sys.stderr)

@@ -1,0 +1,354 @@
+"""The OpenAPI document of the web API, served at /api/openapi.json and committed as
+docs/openapi.json (`python -m pmdaemon.api.openapi > docs/openapi.json`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pmdaemon import __version__
+
+STATES = ["starting", "online", "stopping", "stopped", "restarting", "errored"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+NULLABLE_INT = {"type": ["integer", "null"]}
+NULLABLE_STR = {"type": ["string", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Process": {
+        "type": "object",
+        "required": [
+            "id",
+            "name",
+            "namespace",
+            "status",
+            "pid",
+            "port",
+            "instance",
+            "cpu_usage",
+            "memory_usage",
+            "uptime",
+            "uptime_seconds",
+            "restarts",
+            "health_status",
+            "exit_code",
+            "last_restart_reason",
+            "created_at",
+            "started_at",
+        ],
+        "properties": {
+            "id": {"type": "integer", "minimum": 0},
+            "name": {"type": "string"},
+            "namespace": {"type": "string"},
+            "status": {"type": "string", "enum": STATES},
+            "pid": NULLABLE_INT,
+            "port": NULLABLE_INT,
+            "instance": {"type": "integer"},
+            "cpu_usage": {"type": "number", "description": "percent of one core"},
+            "memory_usage": {"type": "integer", "description": "bytes of RSS of the tree"},
+            "uptime": {"type": "string", "examples": ["2h 15m 30s"]},
+            "uptime_seconds": {"type": "integer"},
+            "restarts": {"type": "integer"},
+            "health_status": {
+                "type": ["string", "null"],
+                "enum": ["healthy", "unhealthy", "unknown", None],
+            },
+            "exit_code": NULLABLE_INT,
+            "last_restart_reason": NULLABLE_STR,
+            "created_at": NULLABLE_STR,
+            "started_at": NULLABLE_STR,
+        },
+    },
+    "ProcessDetail": {
+        "allOf": [
+            _ref("Process"),
+            {
+                "type": "object",
+                "required": ["config", "logs", "restart_history"],
+                "properties": {
+                    "config": {
+                        "type": "object",
+                        "description": "the configuration; env lists variable names only",
+                    },
+                    "configured_port": NULLABLE_INT,
+                    "desired_state": {"type": "string", "enum": ["running", "stopped"]},
+                    "last_error": NULLABLE_STR,
+                    "exit_signal": NULLABLE_STR,
+                    "health_check": {"type": ["object", "null"]},
+                    "logs": {
+                        "type": "object",
+                        "properties": {"out": {"type": "string"}, "error": {"type": "string"}},
+                    },
+                    "restart_history": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "at": {"type": "string"},
+                                "reason": {"type": "string"},
+                                "pid": NULLABLE_INT,
+                            },
+                        },
+                    },
+                },
+            },
+        ],
+    },
+    "ActionResult": {
+        "type": "object",
+        "required": ["success", "message", "processes"],
+        "properties": {
+            "success": {"const": True},
+            "message": {"type": "string", "examples": ["Process restarted successfully"]},
+            "processes": {"type": "array", "items": _ref("Process")},
+        },
+    },
+    "PortBody": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "port": {
+                "type": ["string", "integer"],
+                "examples": ["3001", 3001],
+                "description": "a port for this run only",
+            }
+        },
+    },
+    "Logs": {
+        "type": "object",
+        "required": ["logs", "total_lines"],
+        "properties": {
+            "logs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["timestamp", "type", "message"],
+                    "properties": {
+                        "timestamp": NULLABLE_STR,
+                        "type": {"type": "string", "enum": ["out", "error"]},
+                        "message": {"type": "string"},
+                        "name": {"type": "string"},
+                        "id": {"type": "integer"},
+                    },
+                },
+            },
+            "total_lines": {"type": "integer"},
+        },
+    },
+    "System": {
+        "type": "object",
+        "required": [
+            "hostname",
+            "platform",
+            "arch",
+            "cpu",
+            "load_average",
+            "memory",
+            "disk",
+            "uptime_seconds",
+            "processes",
+        ],
+        "properties": {
+            "hostname": {"type": "string"},
+            "platform": {"type": "string"},
+            "arch": {"type": "string"},
+            "cpu": {
+                "type": "object",
+                "properties": {"cores": {"type": "integer"}, "usage": {"type": "number"}},
+            },
+            "load_average": {"type": "array", "items": {"type": "number"}},
+            "memory": {"type": "object"},
+            "disk": {"type": "object"},
+            "uptime_seconds": {"type": "integer"},
+            "processes": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    },
+    "Error": {
+        "type": "object",
+        "required": ["success", "error", "message", "code"],
+        "properties": {
+            "success": {"const": False},
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "code": {"type": "string", "examples": ["PROCESS_NOT_FOUND"]},
+            "details": {"type": "object"},
+        },
+    },
+    "AuthError": {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string", "enum": ["Unauthorized", "Forbidden"]},
+            "message": {"type": "string"},
+        },
+    },
+}
+
+ID_PARAM = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "an id, a name or a group name",
+}
+ERRORS = {
+    "401": _json(_ref("AuthError"), "missing or wrong API key"),
+    "404": _json(_ref("Error"), "no such process"),
+    "429": _json(_ref("Error"), "too many failed authentications"),
+}
+MUTATING_ERRORS = {
+    **ERRORS,
+    "400": _json(_ref("Error"), "bad input"),
+    "403": _json(_ref("AuthError"), "read-only key"),
+    "409": _json(_ref("Error"), "conflict"),
+    "413": _json(_ref("Error"), "body too large"),
+}
+
+
+def _action(summary: str, body: bool) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [ID_PARAM],
+        "responses": {"200": _json(_ref("ActionResult"), "done"), **MUTATING_ERRORS},
+    }
+    if body:
+        op["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": _ref("PortBody")}},
+        }
+    return {"post": op}
+
+
+def openapi_document() -> dict[str, Any]:
+    logs_op = {
+        "get": {
+            "summary": "last log lines",
+            "parameters": [
+                ID_PARAM,
+                {
+                    "name": "lines",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 10000, "default": 20},
+                },
+                {
+                    "name": "type",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["out", "error", "all"], "default": "all"},
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("Logs"), "log lines"),
+                "400": _json(_ref("Error"), "bad parameter"),
+                **ERRORS,
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pmdaemon web API",
+            "version": __version__,
+            "description": "Manage processes over HTTP. When a key is configured, everything "
+            "but GET / and the WebSocket /ws needs it: Authorization: Bearer KEY, "
+            "Authorization: ApiKey KEY, or X-API-Key: KEY. Processes are created only over "
+            "the daemon's owner-only Unix socket.",
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKeyHeader": []}],
+        "paths": {
+            "/": {
+                "get": {
+                    "summary": "service information",
+                    "security": [],
+                    "responses": {"200": _json({"type": "object"}, "about")},
+                }
+            },
+            "/api/status": {
+                "get": {
+                    "summary": "health of the daemon",
+                    "responses": {"200": _json({"type": "object"}, "ok"), "401": ERRORS["401"]},
+                }
+            },
+            "/api/system": {
+                "get": {
+                    "summary": "the machine",
+                    "responses": {"200": _json(_ref("System"), "system"), "401": ERRORS["401"]},
+                }
+            },
+            "/api/processes": {
+                "get": {
+                    "summary": "every process",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": STATES},
+                        },
+                        {"name": "name", "in": "query", "schema": {"type": "string"}},
+                        {"name": "namespace", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json({"type": "array", "items": _ref("Process")}, "processes"),
+                        "400": _json(_ref("Error"), "bad filter"),
+                        "401": ERRORS["401"],
+                    },
+                }
+            },
+            "/api/processes/{id}": {
+                "get": {
+                    "summary": "one process (or every member of a group)",
+                    "parameters": [ID_PARAM],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "oneOf": [
+                                    _ref("ProcessDetail"),
+                                    {"type": "array", "items": _ref("ProcessDetail")},
+                                ]
+                            },
+                            "detail",
+                        ),
+                        **ERRORS,
+                    },
+                },
+                "delete": {
+                    "summary": "stop and remove",
+                    "parameters": [ID_PARAM],
+                    "responses": {"200": _json(_ref("ActionResult"), "deleted"), **MUTATING_ERRORS},
+                },
+            },
+            "/api/processes/{id}/start": _action("start", False),
+            "/api/processes/{id}/stop": _action("stop", False),
+            "/api/processes/{id}/restart": _action("restart (optionally on another port)", True),
+            "/api/processes/{id}/reload": _action("restart one instance at a time", True),
+            "/api/processes/{id}/logs": logs_op,
+            "/api/logs/{id}": logs_op,
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "this document",
+                    "responses": {
+                        "200": _json({"type": "object"}, "OpenAPI 3.1"),
+                        "401": ERRORS["401"],
+                    },
+                }
+            },
+        },
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(openapi_document(), indent=2))

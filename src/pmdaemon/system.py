@@ -1,0 +1,60 @@
+"""The machine as SPEC §9 shows it: host, CPU, load, memory, disk, uptime."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from typing import Any
+
+import psutil
+
+
+class SystemSampler:
+    """CPU usage is a rate: ``tick()`` (called by the daemon's sampling loop) measures it
+    between ticks, and every view shows the last measurement."""
+
+    def __init__(self, disk_path: str = "/") -> None:
+        self.disk_path = disk_path
+        self.cpu_usage = 0.0
+        self._last = psutil.cpu_times()
+
+    def tick(self) -> None:
+        now = psutil.cpu_times()
+        busy = (sum(now) - now.idle - getattr(now, "iowait", 0.0)) - (
+            sum(self._last) - self._last.idle - getattr(self._last, "iowait", 0.0)
+        )
+        total = sum(now) - sum(self._last)
+        if total > 0:
+            self.cpu_usage = round(max(0.0, min(100.0, 100.0 * busy / total)), 1)
+        self._last = now
+
+    def view(self, counts: dict[str, int]) -> dict[str, Any]:
+        mem = psutil.virtual_memory()
+        try:
+            disk = psutil.disk_usage(self.disk_path)
+            disk_view: dict[str, Any] = {
+                "total": disk.total,
+                "used": disk.used,
+                "free": disk.free,
+                "percent": disk.percent,
+            }
+        except OSError:
+            disk_view = {"total": None, "used": None, "free": None, "percent": None}
+        return {
+            "hostname": socket.gethostname(),
+            "platform": platform.system().lower(),
+            "arch": platform.machine(),
+            "cpu": {"cores": psutil.cpu_count() or 1, "usage": self.cpu_usage},
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "memory": {
+                "total": mem.total,
+                "used": mem.total - mem.available,
+                "free": mem.available,
+                "percent": mem.percent,
+            },
+            "disk": disk_view,
+            "uptime_seconds": int(time.time() - psutil.boot_time()),
+            "processes": counts,
+        }
