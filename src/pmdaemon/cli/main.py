@@ -527,13 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         args.script_args = script_args
     if getattr(args, "lines", 0) is not None and getattr(args, "lines", 0) < 0:
         parser.error("--lines must be zero or more")
-    for ident in [
-        *getattr(args, "ids", []),
-        getattr(args, "id", None) or "x",
-        getattr(args, "script", None) or "x",
-    ]:
-        if not ident.strip():
-            parser.error("an id or name must not be empty")
+    idents = [*getattr(args, "ids", []), getattr(args, "id", None), getattr(args, "script", None)]
+    if any(ident is not None and not ident.strip() for ident in idents):
+        parser.error("an id or name must not be empty")
     ctx = Context(args)
     try:
         return int(args.func(ctx))
