@@ -3,17 +3,32 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import Pmd, alive, wait_until
+from helpers import Pmd, Web, alive, wait_until
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
+
+
+@pytest.fixture
+def web(pmd: Pmd) -> Iterator[Callable[..., Web]]:
+    """Start `pmdaemon web -p 0 ARGS` for the test's home; every one is stopped after."""
+    started: list[Web] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Web:
+        server = Web(pmd, *args, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

@@ -115,3 +115,60 @@ class Pmd:
             return None
 
         return wait_until(check, timeout, what=f"{ident} online")
+
+
+class Web:
+    """A running `pmdaemon web` (foreground daemon or attached to a running one)."""
+
+    def __init__(self, pmd: Pmd, *args: str, env: dict[str, str] | None = None) -> None:
+        import threading
+
+        self.pmd = pmd
+        self.proc = subprocess.Popen(
+            [PMDAEMON, "web", "-p", "0", *args],
+            env=env or pmd.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self._out = threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines))
+        self._err = threading.Thread(target=self._pump, args=(self.proc.stderr, self.errors))
+        self._out.start()
+        self._err.start()
+        line = wait_until(
+            lambda: (
+                next((x for x in self.lines if "web API on" in x), None)
+                or (self.proc.poll() is not None and "exited")
+            ),
+            timeout=30,
+            what="web API announced",
+        )
+        if line == "exited":
+            self.join()
+            raise AssertionError(f"pmdaemon web exited {self.proc.returncode}: {self.errors}")
+        self.url = line.split("web API on ")[1].split()[0]
+        self.ws_url = self.url.replace("http", "ws", 1) + "/ws"
+
+    @staticmethod
+    def _pump(stream: Any, sink: list[str]) -> None:
+        for line in stream:
+            sink.append(line.rstrip("\n"))
+
+    def stop(self) -> int:
+        import signal as _signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(_signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        self.join()
+        return code
+
+    def join(self) -> None:
+        self._out.join(timeout=10)
+        self._err.join(timeout=10)
+
+    def output(self) -> str:
+        return "\n".join(self.lines + self.errors)

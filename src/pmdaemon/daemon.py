@@ -134,6 +134,7 @@ class Daemon:
         self.started = time.time()
         self.web_config = web
         self.web_servers: list[WebServer] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()
 
@@ -177,8 +178,12 @@ class Daemon:
                 while True:
                     yield msgspec.json.encode({"access": await lines.get()}) + b"\n"
             finally:
+                # The client went away. This generator is being cancelled (and anyio would
+                # cancel any await here too), so the listener is closed by a task of its own.
                 self.web_servers.remove(server)
-                await server.stop()
+                task = asyncio.get_running_loop().create_task(server.stop())
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
         return StreamingResponse(stream(), media_type="application/x-ndjson")
 

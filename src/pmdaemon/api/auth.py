@@ -222,7 +222,8 @@ class AuthMiddleware:
             )
             return
         if access == Access.NONE:
-            self.limiter.fail(client)
+            if candidates:  # only a presented key that is wrong counts as a guess
+                self.limiter.fail(client)
             scope["pmd.auth"] = "missing" if not candidates else "invalid"
             await self._deny(scope, send, 401, UNAUTHORIZED)
             return
