@@ -4,7 +4,6 @@ items 1-3), driven with the seed's own clients: curl, node's fetch and Python re
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import PMDAEMON, Pmd, Web, child, wait_until
+from helpers import PMDAEMON, Pmd, Web, alive, child, wait_until
 
 PY = sys.executable
 KEY = "your-secret-api-key"
@@ -425,6 +424,6 @@ def test_foreground_web_daemon_stops_gracefully_on_sigterm(
     pid = my_app(pmd)
     assert pmd.daemon_pid() == w.proc.pid
     assert w.stop() == 0
-    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert not alive(pid)
     state = json.loads((pmd.home / "state.json").read_text())
     assert state["processes"][0]["desired"] == "running"
