@@ -148,6 +148,7 @@ class Daemon:
             "processes": len(procs),
             "online": sum(1 for p in procs if p.pid is not None),
             "web": [server.info() for server in self.web_servers],
+            "event_subscribers": self.bus.subscriber_count,
         }
 
     async def shutdown(self) -> None:

@@ -14,6 +14,8 @@ class Event:
     type: str
     data: dict[str, Any]
     timestamp: float = field(default_factory=time.time)
+    # Encodings made once and shared by every subscriber (e.g. the WebSocket text).
+    encoded: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 class Subscription:

@@ -22,6 +22,7 @@ from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
 
 log = logging.getLogger("pmdaemon.web")
+SEND_BUFFER = 128 * 1024
 
 
 class WebConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -95,6 +96,9 @@ class WebServer:
         family, _, _, _, address = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this: a client that stops reading can hold at most this
+        # much kernel memory, and its WebSocket sends stall soon enough to be dropped.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
             sock.bind(address)
         except OSError as exc:

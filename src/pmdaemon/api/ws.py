@@ -17,8 +17,10 @@ from pmdaemon.events import Event
 from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
 
-QUEUE_SIZE = 256
-SEND_TIMEOUT = 10.0
+# Events a client may fall behind by (bursts: `restart all` of 100 apps is 300 events).
+QUEUE_SIZE = 2048
+# A client whose socket takes no data for this long is dropped.
+SEND_TIMEOUT = 5.0
 MAX_MESSAGE = 64 * 1024
 
 
@@ -30,6 +32,14 @@ def message(type_: str, data: dict[str, Any] | list[Any], ts: float | None = Non
     return msgspec.json.encode(
         {"type": type_, "data": data, "timestamp": rfc3339(ts or time.time())}
     ).decode()
+
+
+def wire(event: Event) -> str:
+    """The event as a WebSocket message, encoded once for all clients."""
+    text = event.encoded.get("ws")
+    if text is None:
+        text = event.encoded["ws"] = message(event.type, event.data, event.timestamp)
+    return text
 
 
 async def websocket_endpoint(
@@ -53,9 +63,7 @@ async def websocket_endpoint(
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(1013, "too slow: dropped"), 1.0)
                 return
-            await asyncio.wait_for(
-                ws.send_text(message(event.type, event.data, event.timestamp)), SEND_TIMEOUT
-            )
+            await asyncio.wait_for(ws.send_text(wire(event)), SEND_TIMEOUT)
     except (WebSocketDisconnect, TimeoutError, RuntimeError, OSError):
         return
     finally:
