@@ -7,7 +7,9 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -200,6 +202,64 @@ def python_executable() -> str:
 def idle_argv(tag: str) -> list[str]:
     """Command of an idle child; `tag` makes it recognisable in /proc/PID/cmdline."""
     return [python_executable(), str(IDLE_SCRIPT), tag]
+
+
+# --- tools ---------------------------------------------------------------------------
+
+APT_TIMEOUT = 300.0
+
+
+class ToolMissing(RuntimeError):
+    """A command a scenario needs cannot be found or installed."""
+
+
+def ensure_wrk() -> str:
+    """Path of `wrk`, installed with apt-get (Debian package `wrk`) when it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise ToolMissing(
+            "wrk not found on PATH and it cannot be installed here (needs apt-get as root):"
+            " install it (Debian/Ubuntu: apt-get install wrk) or skip this scenario"
+        )
+    print("installing wrk with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "wrk"]):
+        try:
+            proc = subprocess.run(
+                argv, env=env, capture_output=True, timeout=APT_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise ToolMissing(f"{' '.join(argv)} took over {APT_TIMEOUT:g} s") from None
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).decode(errors="replace").strip()[-2000:]
+            raise ToolMissing(f"{' '.join(argv)} exited {proc.returncode}: {tail}")
+    found = shutil.which("wrk")
+    if found is None:
+        raise ToolMissing("apt-get installed wrk but it is still not on PATH")
+    return found
+
+
+def free_loopback_port(avoid: Collection[int] = ()) -> int:
+    """A TCP port free on 127.0.0.1 right now (the kernel's pick), not in `avoid`."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
+            return port
+    raise RuntimeError("no free loopback port found")
+
+
+def listening_addresses(pid: int) -> list[tuple[str, int]]:
+    """(address, port) of every TCP socket `pid` listens on."""
+    return [
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.Process(pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
 
 
 # --- cleanup ---------------------------------------------------------------------------

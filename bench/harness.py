@@ -10,7 +10,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import Stats, exit_on_signals, idle_argv
+from common import Stats, ToolMissing, exit_on_signals, idle_argv
 from manager import Manager, ManagerMissing
 from pm2 import Pm2
 from pmd import Pmd
@@ -118,10 +118,10 @@ def report(rows: list[Row], managers: list[Manager], notes: dict[str, Any] | Non
 
 
 def main(scenario: Callable[[], None]) -> None:
-    """Run a scenario's main; a missing manager is a one-line error (exit status 2)."""
+    """Run a scenario's main; a missing manager or tool is a one-line error (exit status 2)."""
     try:
         scenario()
-    except ManagerMissing as exc:
+    except (ManagerMissing, ToolMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:  # the managers were already killed on the way out
