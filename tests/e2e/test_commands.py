@@ -93,6 +93,30 @@ def test_environment_arguments_and_cwd(pmd: Pmd, tmp_path: Path) -> None:
     assert "x=y" not in json.dumps(info)
 
 
+def test_start_port_is_given_as_port_and_wins_over_env(pmd: Pmd, tmp_path: Path) -> None:
+    out = tmp_path / "env.json"
+    pmd.env["PORT"] = "1111"
+    info = pmd.start(
+        child("env_dump.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "web",
+        "-p",
+        "4321",
+        "-e",
+        "PORT=2222",
+        "--",
+        str(out),
+    )["processes"][0]
+    assert info["port"] == 4321
+    assert wait_until(lambda: out.exists() and json.loads(out.read_text()))["env"]["PORT"] == "4321"
+    assert pmd.proc("web")["config"]["port"] == 4321
+    for bad in ("0", "65536", "abc", "3000-3001"):
+        result = pmd.run("start", "sleep 1", "-n", "x", "-p", bad, check=False)
+        assert result.returncode == 1 and "port" in result.stderr, bad
+
+
 def test_restart_update_env_refreshes_the_captured_environment(pmd: Pmd, tmp_path: Path) -> None:
     out = tmp_path / "env.json"
     pmd.env["STAGE"] = "first"

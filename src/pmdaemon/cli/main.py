@@ -25,6 +25,7 @@ CONFIG_FLAGS = (
     "name",
     "cwd",
     "namespace",
+    "port",
     "interpreter",
     "max_restarts",
     "min_uptime",
