@@ -22,7 +22,7 @@ from pmdaemon.model import Desired, ExitRecord, ProcessSpec, ProcessState, Resta
 from pmdaemon.paths import Home
 from pmdaemon.policy import Action, Counters, after_exit, describe_exit
 from pmdaemon.store import ProcessRecord
-from pmdaemon.units import format_uptime
+from pmdaemon.units import format_timestamp, format_uptime
 
 log = logging.getLogger("pmdaemon.process")
 HISTORY = 20
@@ -39,9 +39,7 @@ def signal_name(number: int) -> str:
 
 
 def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    return None if ts is None else format_timestamp(ts)
 
 
 class ManagedProcess:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 from pmdaemon.errors import InvalidInput
 
@@ -103,3 +104,9 @@ def _bad(field: str, value: object, forms: str) -> InvalidInput:
         f"invalid {field} {shown}: expected {forms}",
         {"field": field, "value": shown},
     )
+
+
+def format_timestamp(ts: float) -> str:
+    """RFC 3339 in UTC with milliseconds: ``2026-11-28T03:19:52.608Z``."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+    return f"{whole}.{int(ts % 1 * 1000):03d}Z"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from pmdaemon.model import ProcessState
 from pmdaemon.specs import single_port
 from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
+from pmdaemon.units import format_timestamp
 
 MAX_BODY = 1024 * 1024
 # The control socket carries captured environments, which can be large (the kernel allows
@@ -331,7 +333,9 @@ def build_web_app(
         )
 
     async def status(request: Request) -> Response:
-        return json_response({"status": "ok", "timestamp": _now(), "version": __version__})
+        return json_response(
+            {"status": "ok", "timestamp": format_timestamp(time.time()), "version": __version__}
+        )
 
     async def system_view(request: Request) -> Response:
         return json_response(system.view(sup.counts()))
@@ -367,13 +371,6 @@ def build_web_app(
     for item in reversed(middleware):
         inner = item.cls(inner, *item.args, **item.kwargs)
     return SecurityHeadersMiddleware(inner, options)
-
-
-def _now() -> str:
-    import time
-
-    ts = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 async def _follow(

@@ -17,6 +17,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import parse_qs
 
+from pmdaemon.units import format_timestamp
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -302,6 +304,7 @@ class SecurityHeadersMiddleware:
                 # The path only: a query string may carry api_key=.
                 elapsed = (time.perf_counter() - started) * 1000
                 line = (
+                    f"{format_timestamp(time.time())} "
                     f"{_client(scope)} {scope.get('method', 'WS')} {scope['path'][:200]} "
                     f"{status[0]} {elapsed:.1f}ms auth={scope.get('pmd.auth', '-')}"
                 )

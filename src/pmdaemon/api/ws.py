@@ -16,6 +16,7 @@ from pmdaemon.api.auth import Access, WebOptions
 from pmdaemon.events import Event
 from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
+from pmdaemon.units import format_timestamp
 
 # Events a client may fall behind by (bursts: `restart all` of 100 apps is 300 events).
 QUEUE_SIZE = 2048
@@ -24,13 +25,9 @@ SEND_TIMEOUT = 5.0
 MAX_MESSAGE = 64 * 1024
 
 
-def rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
-
-
 def message(type_: str, data: dict[str, Any] | list[Any], ts: float | None = None) -> str:
     return msgspec.json.encode(
-        {"type": type_, "data": data, "timestamp": rfc3339(ts or time.time())}
+        {"type": type_, "data": data, "timestamp": format_timestamp(ts or time.time())}
     ).decode()
 
 
