@@ -134,12 +134,17 @@ def _client(scope: Scope) -> str:
 
 
 async def send_json(
-    send: Send, status: int, body: str, extra: Sequence[tuple[bytes, bytes]] = ()
+    send: Send,
+    status: int,
+    body: str,
+    extra: Sequence[tuple[bytes, bytes]] = (),
+    kind: str = "http",
 ) -> None:
+    """A JSON answer; ``kind`` "websocket.http" answers a WebSocket handshake instead."""
     data = body.encode()
     await send(
         {
-            "type": "http.response.start",
+            "type": f"{kind}.response.start",
             "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
@@ -148,7 +153,7 @@ async def send_json(
             ],
         }
     )
-    await send({"type": "http.response.body", "body": data})
+    await send({"type": f"{kind}.response.body", "body": data})
 
 
 def error_json(status: int, label: str, message: str, code: str) -> str:
@@ -246,23 +251,10 @@ class AuthMiddleware:
         extra: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         if scope["type"] == "http":
-            await send_json(send, status, body, list(extra))
-            return
+            await send_json(send, status, body, extra)
         # WebSocket: answer the handshake with the HTTP status where the server can.
-        if "websocket.http.response" in scope.get("extensions", {}):
-            data = body.encode()
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(data)).encode()),
-                        *extra,
-                    ],
-                }
-            )
-            await send({"type": "websocket.http.response.body", "body": data})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            await send_json(send, status, body, extra, kind="websocket.http")
         else:
             await send({"type": "websocket.close", "code": 1008})
 
