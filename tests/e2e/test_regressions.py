@@ -228,7 +228,7 @@ def test_relative_interpreter_is_found_in_the_app_directory(pmd: Pmd, tmp_path: 
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "py").symlink_to(PY)
     (tmp_path / "app.py").write_text(
-        "import time\nprint('relative ok', flush=True)\ntime.sleep(3600)\n"
+        "import time\nprint('relative ok', flush=True)\ntime.sleep(3600)\n"  # sleep-ok: the app
     )
     pmd.start("app.py", "--cwd", str(tmp_path), "--interpreter", "./bin/py")
     wait_until(lambda: "relative ok" in (pmd.home / "logs" / "app-out.log").read_text())

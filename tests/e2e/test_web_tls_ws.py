@@ -225,7 +225,7 @@ async def closed_by_server(sock: socket.socket, timeout: float) -> bool:
             if sock.recv(65536) == b"":
                 return True
         except BlockingIOError:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # sleep-ok: the poll interval of a deadline loop
         except ConnectionResetError:
             return True
     return False

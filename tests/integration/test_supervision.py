@@ -38,7 +38,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str =
             return value
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last {value!r}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # sleep-ok: the poll interval of a deadline loop
 
 
 def make_supervisor(tmp_path: Path) -> Supervisor:
