@@ -22,13 +22,14 @@ from typing import Any
 import harness
 import pm2
 import pmd
-from common import BENCH_DIR, REPO_DIR
+from common import BENCH_DIR, REPO_DIR, ToolMissing, ensure_wrk
 from manager import ManagerMissing
 
 SCENARIOS = {
     "list": "list_latency.py",
     "crash": "crash_restart.py",
     "rss": "daemon_rss.py",
+    "rest": "rest_throughput.py",
 }
 SCENARIO_TIMEOUT = 900.0  # seconds, each; then SIGTERM (the scenario cleans up), then SIGKILL
 TERM_GRACE = 30.0
@@ -131,7 +132,7 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
     def notes(key: str) -> dict[str, Any]:
         return dict(payloads.get(key, {}).get("notes", {}))
 
-    ls, crash, rss = notes("list"), notes("crash"), notes("rss")
+    ls, crash, rss, rest = notes("list"), notes("crash"), notes("rss"), notes("rest")
     out = []
     if ls:
         out.append(
@@ -154,7 +155,30 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             f" children), {rss['samples']} readings 0.2 s apart, {rss['settle_s']:g} s after"
             f" the daemon started, then again after {rss['processes']} idle apps are online."
         )
+    if rest:
+        size = rest["response_bytes"]
+        out.append(
+            f"- **REST process list**: {rest['processes']} idle apps in each manager; wrk"
+            f" {rest['wrk']} on 127.0.0.1 with {rest['threads']} threads and"
+            f" {rest['connections']} keep-alive connections, {rest['duration_s']:g} s per"
+            f" round, {rest['rounds']} rounds each, alternated, after {rest['warmup_s']:g} s"
+            " of untimed load. pmdaemon: `pmdaemon web -p 0 --api-key KEY` attached to the"
+            " running daemon, `GET /api/processes` with the key in `X-API-Key`"
+            f" ({_bytes(size.get('pmd'))}). PM2: its HTTP JSON endpoint, `node"
+            " lib/HttpInterface.js` from the installed package (PM2 7 has no `pm2 web`),"
+            " bound to 127.0.0.1 (`PM2_API_IPADDR`; its default is 0.0.0.0), `GET /`, which"
+            " has no authentication and also returns host information and each process's"
+            " environment twice, in `pm2_env` and in `pm2_env.env`"
+            f" ({_bytes(size.get('pm2'))}). Requests/s and the 99th percentile"
+            " latency are wrk's; the figure is the median of the rounds. Before the load,"
+            f" each response is checked to list all {rest['processes']} processes, and"
+            " pmdaemon's to answer 401 without the key."
+        )
     return out
+
+
+def _bytes(n: int | None) -> str:
+    return "not measured" if n is None else f"{n:,} bytes per response"
 
 
 HOW_TO_RUN = [
@@ -168,21 +192,24 @@ HOW_TO_RUN = [
     "PMDAEMON_BIN=/path/to/pmdaemon bench/run",
     "```",
     "",
-    "Needs the project's .venv (scripts/run or scripts/test makes it) and npm: PM2 7 is installed into `bench/.cache/pm2`",
-    "on first use. `pmdaemon` is taken from `$PMDAEMON_BIN`, else `PATH`, else",
-    "`.venv/bin/pmdaemon`. Each manager runs with its own temporary home, killed at the",
-    "end. See `bench/README.md`.",
+    "Needs the project's .venv (scripts/run or scripts/test makes it), npm (PM2 7 is",
+    "installed into `bench/.cache/pm2` on first use) and, for the REST scenario, wrk",
+    "(installed with apt-get when missing and run as root). `pmdaemon` is taken from",
+    "`$PMDAEMON_BIN`, else `PATH`, else `.venv/bin/pmdaemon`. Each manager runs with its",
+    "own temporary home, killed at the end. See `bench/README.md`.",
 ]
 
 
-def preflight(keys: list[str]) -> None:
-    """Fail before any measurement when a manager cannot be run."""
+def preflight(keys: list[str], scenarios: list[str]) -> None:
+    """Fail before any measurement when a manager or a tool cannot be run."""
     try:
         if "pmd" in keys:
             pmd.find_bin()
         if "pm2" in keys:
             pm2.ensure_installed()
-    except ManagerMissing as exc:
+        if "rest" in scenarios:
+            ensure_wrk()
+    except (ManagerMissing, ToolMissing) as exc:
         raise SystemExit(f"error: {exc}") from None
 
 
@@ -198,7 +225,7 @@ def main() -> None:
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := set(chosen) - SCENARIOS.keys():
         raise SystemExit(f"--only: unknown scenario(s) {sorted(unknown)}")
-    preflight(keys)
+    preflight(keys, chosen)
     load = os.getloadavg()[0]
     payloads = {name: run_scenario(SCENARIOS[name], ",".join(keys)) for name in chosen}
     text = markdown(payloads, load)

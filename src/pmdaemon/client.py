@@ -162,7 +162,14 @@ class Client:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """Send a request and return the decoded JSON, or raise the PmdError it carries."""
-        response = self.open(method, path, body)
+        try:
+            response = self.open(method, path, body)
+        except DaemonNotRunning:
+            # A daemon that is closing its socket may drop a request it never read. A read
+            # is safe to send again (to it or to the daemon that follows); a change is not.
+            if method != "GET" or not self.autostart:
+                raise
+            response = self.open(method, path, body)
         try:
             raw = response.body()
         except (EOFError, ConnectionResetError):

@@ -262,11 +262,14 @@ class Daemon:
         log.info("daemon %d ready on %s", os.getpid(), self.home.socket)
         await self._stop.wait()
         log.info("stopping: %d processes", len(self.supervisor.processes))
-        server.should_exit = True
+        # Keep answering while the apps stop: `list` shows them stopping, and new work is
+        # refused with a reason instead of a refused connection that would start a second
+        # daemon. The listeners close once every app is down.
+        await self.supervisor.shutdown()
         for task in tasks:
             task.cancel()
+        server.should_exit = True
         await asyncio.gather(*(web.stop() for web in self.web_servers))
-        await self.supervisor.shutdown()
         self._stopped.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 5)

@@ -89,7 +89,7 @@ def test_invalid_environment_names_are_refused_and_change_nothing(pmd: Pmd) -> N
     assert after["pid"] == info["pid"] and after["status"] == "online"
 
 
-def test_a_command_right_after_kill_waits_for_the_old_daemon(pmd: Pmd, tmp_path: Path) -> None:
+def test_commands_during_a_daemon_stop_get_answers(pmd: Pmd, tmp_path: Path) -> None:
     marker = tmp_path / "pid"
     pmd.start(
         child("ignore_term.py"),
@@ -98,19 +98,23 @@ def test_a_command_right_after_kill_waits_for_the_old_daemon(pmd: Pmd, tmp_path:
         "-n",
         "slow",
         "--kill-timeout",
-        "2s",
+        "1500ms",
         "--",
         str(marker),
     )
     pmd.seen_pids.add(wait_until(lambda: marker.exists() and int(marker.read_text())))
     old = pmd.daemon_pid()
-    assert old is not None
     killer = subprocess.Popen([PMDAEMON, "kill"], env=pmd.env, stdout=subprocess.DEVNULL)
-    # The old daemon no longer accepts connections but is still stopping its app.
-    wait_until(lambda: refuses(pmd.home / "daemon.sock") and alive(old), what="stopping")
-    result = pmd.run("list", "--json")  # must not give up while the old daemon stops
+    # Every command answers, first from the stopping daemon, then from a new one; none
+    # gives up or hangs while the old daemon stops its app (bounded: 100 rounds).
+    statuses = []
+    for _ in range(100):
+        listed = json.loads(pmd.run("list", "--json").stdout)
+        statuses.append(listed[0]["status"])
+        if pmd.daemon_pid() not in (None, old):
+            break
     killer.wait(timeout=60)
-    assert json.loads(result.stdout)[0]["name"] == "slow"
+    assert "stopping" in statuses and statuses[-1] == "online", statuses
     assert pmd.daemon_pid() != old
 
 
