@@ -76,6 +76,31 @@ def _resolve_interpreter(name: str, env: Mapping[str, str], cwd: str) -> str:
     return found
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """A .env file: ``KEY=VALUE`` lines, optional ``export``, ``#`` comments, values
+    optionally in matching single or double quotes. Any other line is an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SpawnError(f"cannot read env_file {path}: {reason}") from None
+    env: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[7:].lstrip()
+        key, sep, value = stripped.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or any(c.isspace() for c in key) or "\x00" in line:
+            raise SpawnError(f"env_file {path} line {number}: expected KEY=VALUE")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key] = value
+    return env
+
+
 def open_log(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)

@@ -144,7 +144,10 @@ class ManagedProcess:
         )
 
     def environment(self) -> dict[str, str]:
+        """Captured environment < env_file (read now) < env < the injected variables."""
         env = dict(self.base_env)
+        if self.spec.env_file:
+            env.update(launcher.read_env_file(Path(self.spec.cwd, self.spec.env_file)))
         env.update(self.spec.env)
         if self.port is not None:
             env["PORT"] = str(self.port)  # an assigned port wins over PORT in env
@@ -348,16 +351,20 @@ class ManagedProcess:
         reason: str = "manual",
         env: Mapping[str, str] | None = None,
         port: int | None = None,
+        *,
+        keep_port: bool = False,
     ) -> None:
-        """Stop (if running) and start again; ``port`` overrides the configured port for
-        this run only."""
+        """Stop (if running) and start again. ``port`` overrides the configured port for
+        this run only; ``keep_port`` keeps the current override (restarts the daemon
+        decides on, such as a memory limit, continue the same run)."""
         async with self._lock:
             self._check_not_deleted()
             self._cancel_pending_restart()
             await self._terminate()
             if env is not None:
                 self.base_env = dict(env)
-            self.port_override = port
+            if not keep_port:
+                self.port_override = port
             self.desired = Desired.RUNNING
             self._counters = Counters()
             self._note_restart(reason)

@@ -60,6 +60,18 @@ def validate_name(name: object) -> str:
     return name
 
 
+class HealthCheck(msgspec.Struct, frozen=True):
+    """An HTTP check (2xx within timeout) or a script check (exit 0 within timeout)."""
+
+    type: str  # "http" or "script"
+    url: str | None = None
+    script: str | None = None
+    timeout: float = 5.0
+    interval: float = 30.0
+    retries: int = 3
+    enabled: bool = True
+
+
 class ProcessSpec(msgspec.Struct, frozen=True):
     """Everything needed to run one process; durations in seconds, sizes in bytes."""
 
@@ -81,6 +93,16 @@ class ProcessSpec(msgspec.Struct, frozen=True):
     kill_timeout: float = 1.6
     out_file: str | None = None
     error_file: str | None = None
+    instances: int = 1
+    env_file: str | None = None
+    max_memory_restart: int | None = None
+    health_check: HealthCheck | None = None
+    wait_ready: bool = False
+    wait_timeout: float = 30.0
+    time: bool = False
+    log_date_format: str | None = None
+    max_log_size: int = 10 * 1024 * 1024
+    max_log_files: int = 5
 
 
 class ExitRecord(msgspec.Struct, frozen=True):

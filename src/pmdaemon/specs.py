@@ -7,12 +7,15 @@ import difflib
 import os
 import signal
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from pmdaemon.errors import InvalidInput
-from pmdaemon.model import ProcessSpec, validate_name
+from pmdaemon.model import HealthCheck, ProcessSpec, validate_name
 from pmdaemon.ports import PortKind, parse_port_spec
-from pmdaemon.units import parse_duration
+from pmdaemon.units import parse_duration, parse_size
 
 MAX_STRING = 4096
 MAX_ARGS = 1024
@@ -147,26 +150,237 @@ def _optional(parse: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     return parser
 
 
-FIELDS: dict[str, Callable[[str, Any], Any]] = {
-    "name": lambda f, v: validate_name(v),
-    "script": _string,
-    "args": _args,
-    "interpreter": _optional(_string),
-    "cwd": _string,
-    "env": _env,
-    "namespace": lambda f, v: validate_name(v) if v != "default" else v,
-    "port": _optional(single_port),
-    "autorestart": _bool,
-    "max_restarts": lambda f, v: _count(f, v, 0, 1_000_000),
-    "min_uptime": _duration,
-    "restart_delay": _duration,
-    "exp_backoff_restart_delay": _optional(_duration),
-    "stop_exit_codes": _exit_codes,
-    "kill_signal": _signal_name,
-    "kill_timeout": _duration,
-    "out_file": _optional(_string),
-    "error_file": _optional(_string),
+def _size(field: str, value: Any) -> int:
+    return parse_size(value, field)
+
+
+def _instances(field: str, value: Any) -> int:
+    if value == "max":
+        return os.cpu_count() or 1
+    count = _count(field, value, 1, 1024) if not isinstance(value, str) or value.isdigit() else 0
+    if not count:
+        raise InvalidInput(
+            f'invalid {field} {value!r}: expected a number from 1 to 1024, or "max"',
+            {"field": field},
+        )
+    if count > 1:
+        raise InvalidInput(
+            f"invalid {field} {value!r}: several instances (clusters) are not supported by "
+            "this version yet; use 1",
+            {"field": field},
+        )
+    return count
+
+
+HEALTH_FIELDS = ("type", "url", "script", "timeout", "interval", "retries", "enabled")
+HEALTH_FORMS = (
+    '{"type": "http", "url": "http://127.0.0.1:3000/health"} or '
+    '{"type": "script", "script": "./check.sh"}, with timeout, interval, retries, enabled'
+)
+
+
+def _health_check(field: str, value: Any) -> HealthCheck:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"invalid {field}: expected {HEALTH_FORMS}", {"field": field})
+    unknown = [k for k in value if k not in HEALTH_FIELDS]
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {field}.{unknown[0]!s:.40}"
+            f"{suggest(str(unknown[0]), list(HEALTH_FIELDS))}: accepted "
+            + ", ".join(HEALTH_FIELDS),
+            {"field": f"{field}.{unknown[0]!s:.40}"},
+        )
+    kind = value.get("type") or (
+        "http" if "url" in value else "script" if "script" in value else None
+    )
+    if kind not in ("http", "script"):
+        raise InvalidInput(
+            f"invalid {field}.type {kind!r}: expected http or script", {"field": f"{field}.type"}
+        )
+    target = value.get("url" if kind == "http" else "script")
+    if not isinstance(target, str) or not target.strip():
+        key = "url" if kind == "http" else "script"
+        raise InvalidInput(
+            f"missing {field}.{key}: a {kind} check needs one", {"field": f"{field}.{key}"}
+        )
+    if kind == "http" and not target.startswith(("http://", "https://")):
+        raise InvalidInput(
+            f"invalid {field}.url {target[:60]!r}: expected an http:// or https:// URL",
+            {"field": f"{field}.url"},
+        )
+    check = (
+        HealthCheck(type="http", url=target)
+        if kind == "http"
+        else HealthCheck(type="script", script=target)
+    )
+    replace: dict[str, Any] = {}
+    for key, parse in (("timeout", _duration), ("interval", _duration)):
+        if key in value:
+            replace[key] = parse(f"{field}.{key}", value[key])
+            if replace[key] <= 0:
+                raise InvalidInput(
+                    f"invalid {field}.{key}: it must be above zero", {"field": f"{field}.{key}"}
+                )
+    if "retries" in value:
+        replace["retries"] = _count(f"{field}.retries", value["retries"], 1, 1000)
+    if "enabled" in value:
+        replace["enabled"] = _bool(f"{field}.enabled", value["enabled"])
+    return msgspec.structs.replace(check, **replace)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One configuration field: how it is parsed, what JSON accepts, what it means."""
+
+    parse: Callable[[str, Any], Any]
+    schema: dict[str, Any]
+    doc: str
+
+
+DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)(ms|s|m|h)?\s*$"},
+        {"type": "number", "minimum": 0},
+    ]
 }
+SIZE_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)([kKmMgGtT]([iI]?[bB])?|[bB])?\s*$"},
+        {"type": "integer", "minimum": 1},
+    ]
+}
+PORT_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": 65535},
+        {"type": "string", "pattern": r"^\s*(auto:)?\d{1,5}(-\d{1,5})?\s*$"},
+    ]
+}
+NAME_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"}
+STRING = {"type": "string", "minLength": 1}
+BOOL = {"type": "boolean"}
+ENV_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+}
+HEALTH_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "type": {"enum": ["http", "script"]},
+        "url": STRING,
+        "script": STRING,
+        "timeout": DURATION_SCHEMA,
+        "interval": DURATION_SCHEMA,
+        "retries": {"type": "integer", "minimum": 1},
+        "enabled": BOOL,
+    },
+}
+
+FIELDS: dict[str, Field] = {
+    "name": Field(
+        lambda f, v: validate_name(v), NAME_SCHEMA, "unique name (default: the script's stem)"
+    ),
+    "script": Field(_string, STRING, "program on PATH, file, or a command line to split"),
+    "args": Field(
+        _args,
+        {"anyOf": [{"type": "array", "items": {"type": ["string", "number"]}}, {"type": "string"}]},
+        "arguments",
+    ),
+    "interpreter": Field(_optional(_string), STRING, "program to run the script with"),
+    "cwd": Field(_string, STRING, "working directory (relative to the file's directory)"),
+    "env": Field(_env, ENV_SCHEMA, "extra environment variables"),
+    "env_file": Field(_optional(_string), STRING, "a .env file read on every start"),
+    "namespace": Field(
+        lambda f, v: validate_name(v) if v != "default" else v,
+        NAME_SCHEMA,
+        "a label to group processes",
+    ),
+    "instances": Field(
+        _instances,
+        {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1024}, {"const": "max"}]},
+        "number of instances or max",
+    ),
+    "port": Field(_optional(single_port), PORT_SCHEMA, "a port given to the app as PORT"),
+    "autorestart": Field(_bool, BOOL, "restart when it exits"),
+    "max_restarts": Field(
+        lambda f, v: _count(f, v, 0, 1_000_000),
+        {"type": "integer", "minimum": 0},
+        "unstable restarts before errored",
+    ),
+    "min_uptime": Field(_duration, DURATION_SCHEMA, "a shorter run is unstable"),
+    "restart_delay": Field(_duration, DURATION_SCHEMA, "wait before each restart"),
+    "exp_backoff_restart_delay": Field(
+        _optional(_duration), DURATION_SCHEMA, "first restart delay, x1.5 per crash up to 15s"
+    ),
+    "stop_exit_codes": Field(
+        _exit_codes,
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
+                {"type": "integer", "minimum": 0, "maximum": 255},
+                {"type": "string"},
+            ]
+        },
+        "exit codes that are not restarted",
+    ),
+    "kill_signal": Field(_signal_name, {"type": ["string", "integer"]}, "first signal on stop"),
+    "kill_timeout": Field(_duration, DURATION_SCHEMA, "wait before SIGKILL"),
+    "max_memory_restart": Field(
+        _optional(_size), SIZE_SCHEMA, "restart when the process tree's RSS exceeds this"
+    ),
+    "health_check": Field(_optional(_health_check), HEALTH_SCHEMA, "HTTP or script check"),
+    "wait_ready": Field(_bool, BOOL, "start waits until the app is ready"),
+    "wait_timeout": Field(_duration, DURATION_SCHEMA, "how long start waits"),
+    "out_file": Field(_optional(_string), STRING, "stdout log file"),
+    "error_file": Field(_optional(_string), STRING, "stderr log file"),
+    "time": Field(_bool, BOOL, "timestamp each log line"),
+    "log_date_format": Field(_optional(_string), STRING, "timestamp format of log lines"),
+    "max_log_size": Field(_size, SIZE_SCHEMA, "rotate a log file at this size"),
+    "max_log_files": Field(
+        lambda f, v: _count(f, v, 1, 1000),
+        {"type": "integer", "minimum": 1, "maximum": 1000},
+        "rotated files kept",
+    ),
+}
+
+# Flat spellings of the health check, folded into `health_check`.
+FLAT_HEALTH = {
+    "health_check_url": "url",
+    "health_check_script": "script",
+    "health_check_timeout": "timeout",
+    "health_check_interval": "interval",
+    "health_check_retries": "retries",
+}
+for _flat in FLAT_HEALTH:
+    FIELDS[_flat] = Field(
+        lambda f, v: v,
+        DURATION_SCHEMA
+        if _flat.endswith(("timeout", "interval"))
+        else {"type": "integer", "minimum": 1}
+        if _flat.endswith("retries")
+        else STRING,
+        f"flat form of health_check.{FLAT_HEALTH[_flat]}",
+    )
+
+# Accepted and validated, but acting only in later work (a warning says so).
+INERT_FIELDS = {
+    "health_check": "health checks are validated and shown but not run by this version",
+    "wait_ready": "wait_ready is validated and shown but start does not wait in this version",
+    "time": "per-line log timestamps are not written by this version",
+    "log_date_format": "per-line log timestamps are not written by this version",
+    "max_log_size": "log rotation is not done by this version",
+    "max_log_files": "log rotation is not done by this version",
+}
+
+
+def inert_warnings(raw: Mapping[str, Any]) -> list[str]:
+    seen: list[str] = []
+    keys = set(raw) | ({"health_check"} if any(k in raw for k in FLAT_HEALTH) else set())
+    for key in sorted(keys):
+        note = INERT_FIELDS.get(key)
+        if note and raw.get(key, True) not in (False, None) and note not in seen:
+            seen.append(note)
+    return seen
 
 
 def suggest(field: str, known: list[str]) -> str:
@@ -176,19 +390,32 @@ def suggest(field: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def fold_health(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat ``health_check_*`` fields merged into the nested ``health_check`` object."""
+    values = dict(raw)
+    flat = {FLAT_HEALTH[k]: values.pop(k) for k in list(values) if k in FLAT_HEALTH}
+    if flat:
+        nested = values.get("health_check")
+        merged = dict(nested) if isinstance(nested, Mapping) else {}
+        merged.update(flat)
+        values["health_check"] = merged
+    return values
+
+
 def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
     """Validate ``raw`` field by field and return the spec; raise InvalidInput on the first
     bad field (ecosystem files collect every error themselves)."""
     if not isinstance(raw, Mapping):
         raise InvalidInput("invalid process configuration: expected an object of fields")
     values: dict[str, Any] = {}
-    for key, value in raw.items():
-        parse = FIELDS.get(key) if isinstance(key, str) else None
-        if parse is None:
+    for key, value in fold_health(raw).items():
+        field = FIELDS.get(key) if isinstance(key, str) else None
+        if field is None:
             raise InvalidInput(
-                f"unknown field {key!r}{suggest(str(key), list(FIELDS))}", {"field": str(key)}
+                f"unknown field {str(key)[:40]!r}{suggest(str(key), list(FIELDS))}",
+                {"field": str(key)[:40]},
             )
-        parsed = parse(key, value)
+        parsed = field.parse(key, value)
         if parsed is not None:
             values[key] = parsed
     if "script" not in values:

@@ -26,6 +26,7 @@ from pmdaemon.model import Desired, ProcessState
 from pmdaemon.paths import Home
 from pmdaemon.specs import build_spec, validate_env
 from pmdaemon.store import ProcessRecord, StateFile, Store
+from pmdaemon.units import format_bytes
 
 log = logging.getLogger("pmdaemon.supervisor")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -46,6 +47,8 @@ class Supervisor:
         self._cpu_prev: dict[int, tuple[float, int]] = {}
         self._loaded_pids: dict[int, tuple[int | None, int | None, float | None]] = {}
         self.closing = False  # set at shutdown: nothing new may start
+        self._memory_restarts: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -149,6 +152,51 @@ class Supervisor:
             self.save()
         self.sample(cpu=False)
         return proc
+
+    async def create_many(
+        self, configs: list[Mapping[str, Any]], base_env: Mapping[str, str], cwd: str
+    ) -> tuple[list[ManagedProcess], list[tuple[str, str]]]:
+        """Start every app of an ecosystem file: all are validated before any starts.
+        An app whose name exists is started as it is. Returns the processes and the
+        (name, reason) of those that could not be started."""
+        self._refuse_if_closing()
+        base_env = validate_env(base_env, "the captured environment")
+        specs = []
+        for index, config in enumerate(configs):
+            try:
+                specs.append(build_spec(config, default_cwd=cwd))
+            except InvalidInput as exc:
+                raise InvalidInput(f"apps[{index}]: {exc.message}", exc.details) from None
+        names = [spec.name for spec in specs]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise InvalidInput(f"duplicate name {duplicate!r} among the apps")
+        procs: list[ManagedProcess] = []
+        for spec in specs:
+            existing = self.by_name(spec.name)
+            if existing is None:
+                record = ProcessRecord(
+                    id=self._next_id,
+                    spec=spec,
+                    base_env=dict(base_env),
+                    desired=Desired.RUNNING,
+                    created_at=time.time(),
+                )
+                self._next_id += 1
+                existing = ManagedProcess(record, self.home, self._changed)
+                self.processes[existing.id] = existing
+            procs.append(existing)
+        self.save()
+        failures: list[tuple[str, str]] = []
+
+        async def start(proc: ManagedProcess) -> None:
+            try:
+                await proc.start()
+            except PmdError as exc:
+                failures.append((proc.spec.name, exc.message))
+
+        await self.each(procs, start)
+        return procs, failures
 
     async def each(
         self, procs: Iterable[ManagedProcess], action: Callable[[ManagedProcess], Awaitable[Any]]
@@ -301,6 +349,7 @@ class Supervisor:
             members = [root, *proctree.descendants(proc.pid, children)]
             ticks = sum(m.cpu_ticks for m in members)
             proc.memory_usage = sum(m.rss_pages for m in members) * PAGE_SIZE
+            self._enforce_memory_limit(proc)
             if not cpu:
                 continue
             prev = self._cpu_prev.get(proc.pid)
@@ -310,6 +359,31 @@ class Supervisor:
             seen[proc.pid] = (now, ticks)
         if cpu:
             self._cpu_prev = seen
+
+    def _enforce_memory_limit(self, proc: ManagedProcess) -> None:
+        limit = proc.spec.max_memory_restart
+        if limit is None or proc.memory_usage <= limit or proc.state != ProcessState.ONLINE:
+            return
+        if proc.id in self._memory_restarts:
+            return  # one restart at a time
+        reason = (
+            f"memory limit (used {format_bytes(proc.memory_usage)} > limit {format_bytes(limit)})"
+        )
+        log.warning("%s (id %d): %s", proc.spec.name, proc.id, reason)
+
+        async def restart() -> None:
+            try:
+                await proc.restart(reason, keep_port=True)
+            except PmdError as exc:
+                log.error("%s: restart after memory limit failed: %s", proc.spec.name, exc)
+            finally:
+                self._memory_restarts.discard(proc.id)
+                self._schedule_save()
+
+        self._memory_restarts.add(proc.id)
+        task = asyncio.get_running_loop().create_task(restart())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def run_sampler(self) -> None:
         while True:

@@ -13,7 +13,8 @@ import time
 from pmdaemon.errors import InvalidInput
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?")
-_DURATION_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 0.001}
+# Milliseconds are divided, not multiplied by 0.001, so "43ms" is exactly 43 / 1000.
+_DURATION_SCALE = {"ms": -1000.0, "s": 1.0, "m": 60.0, "h": 3600.0, None: -1000.0}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([kmgt]?)(i?b)?", re.IGNORECASE)
 _SIZE_SCALE = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -32,7 +33,9 @@ def parse_duration(value: object, field: str) -> float:
         match = _DURATION.fullmatch(value.strip())
         if match is None:
             raise _bad(field, value, DURATION_FORMS)
-        seconds = float(match.group(1)) * _DURATION_SCALE[match.group(2)]
+        scale = _DURATION_SCALE[match.group(2)]
+        number = float(match.group(1))
+        seconds = number / -scale if scale < 0 else number * scale
     else:
         raise _bad(field, value, DURATION_FORMS)
     if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_DURATION:
@@ -61,16 +64,19 @@ def parse_size(value: object, field: str) -> int:
 
 
 def format_duration(seconds: float) -> str:
-    """``ms`` below a second, else the largest two units that matter (``1.5s``, ``2m``)."""
+    """The shortest exact spelling that parse_duration reads back: ``500ms``, ``1.5s``,
+    ``2m``, ``3h``, ``90.25s`` (never an exponent)."""
     if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds < 60:
-        return f"{seconds:g}s"
-    if seconds < 3600 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
+        return f"{_plain(seconds * 1000)}ms"
     if seconds % 3600 == 0:
         return f"{int(seconds // 3600)}h"
-    return f"{seconds:g}s"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{_plain(seconds)}s"
+
+
+def _plain(number: float) -> str:
+    return f"{number:.3f}".rstrip("0").rstrip(".")
 
 
 def format_uptime(seconds: float) -> str:

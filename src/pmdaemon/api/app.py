@@ -28,7 +28,7 @@ from pmdaemon.api.errors import http_error, internal_error, json_response, pmd_e
 from pmdaemon.errors import InvalidInput, PmdError
 from pmdaemon.managed import ManagedProcess
 from pmdaemon.model import ProcessState
-from pmdaemon.specs import single_port
+from pmdaemon.specs import inert_warnings, single_port
 from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
 from pmdaemon.units import format_timestamp
@@ -239,20 +239,37 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
 
     async def create(request: Request) -> Response:
         body = await read_json(request, required=True, limit=CONTROL_MAX_BODY)
-        only_fields(body, {"config", "env", "cwd"})
-        config = body.get("config")
-        if not isinstance(config, dict):
-            raise InvalidInput("invalid body: expected {'config': {...}, 'env': {...}, 'cwd': ...}")
+        only_fields(body, {"config", "apps", "env", "cwd"})
         env = _str_map(body.get("env", {}), "env")
         cwd = body.get("cwd", "/")
         if not isinstance(cwd, str) or not os.path.isabs(cwd):
             raise InvalidInput("invalid cwd: expected an absolute path")
+        if "apps" in body:
+            apps = body["apps"]
+            if not isinstance(apps, list) or not apps or not all(isinstance(a, dict) for a in apps):
+                raise InvalidInput("invalid apps: expected a non-empty list of app objects")
+            procs, failures = await sup.create_many(apps, env, cwd)
+            warnings = sorted({w for app in apps for w in inert_warnings(app)})
+            return json_response(
+                {
+                    "success": not failures,
+                    "message": f"{len(procs) - len(failures)} of {len(procs)} apps started",
+                    "processes": [p.view() for p in procs],
+                    "warnings": warnings,
+                    "errors": [{"name": n, "message": m} for n, m in failures],
+                },
+                201,
+            )
+        config = body.get("config")
+        if not isinstance(config, dict):
+            raise InvalidInput("invalid body: expected {'config': {...}} or {'apps': [...]}")
         proc = await sup.create(config, env, cwd)
         return json_response(
             {
                 "success": True,
                 "message": "Process started successfully",
                 "processes": [proc.view()],
+                "warnings": inert_warnings(config),
             },
             201,
         )

@@ -84,10 +84,9 @@ class Context:
 # -- commands ------------------------------------------------------------------------------
 
 
-def cmd_start(ctx: Context) -> int:
-    a = ctx.args
-    client = ctx.client()
-    config: dict[str, Any] = {"script": a.script}
+def flag_config(a: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given as flags of `start` (without the script)."""
+    config: dict[str, Any] = {}
     for field in CONFIG_FLAGS:
         value = getattr(a, field)
         if value is not None:
@@ -98,6 +97,20 @@ def cmd_start(ctx: Context) -> int:
         config["env"] = dict(a.env)
     if a.script_args:
         config["args"] = a.script_args
+    return config
+
+
+def cmd_start(ctx: Context) -> int:
+    a = ctx.args
+    file = a.config or (a.script if a.script and is_ecosystem_name(a.script) else None)
+    if file is not None:
+        from pmdaemon.cli.ecosystem import start_file
+
+        return start_file(ctx, file)
+    if not a.script:
+        raise UsageError("start needs a SCRIPT, an id or name, or an ecosystem file")
+    client = ctx.client()
+    config: dict[str, Any] = {"script": a.script, **flag_config(a)}
     # One bare word may name an existing process: start it; otherwise it is a script.
     if len(config) == 1 and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", a.script):
         try:
@@ -111,12 +124,32 @@ def cmd_start(ctx: Context) -> int:
     return report(ctx, client.call("POST", "/api/processes", body))
 
 
+def is_ecosystem_name(text: str) -> bool:
+    return text.lower().endswith((".json", ".yaml", ".yml", ".toml")) and os.path.isfile(text)
+
+
+def expand_files(ctx: Context, idents: list[str]) -> list[str]:
+    """Ecosystem files among the identifiers stand for the names of their apps."""
+    if not any(is_ecosystem_name(i) for i in idents):
+        return idents
+    from pmdaemon.cli.ecosystem import app_names
+
+    out: list[str] = []
+    for ident in idents:
+        out += app_names(ctx, ident) if is_ecosystem_name(ident) else [ident]
+    return out
+
+
 def report(ctx: Context, result: dict[str, Any]) -> int:
+    for warning in result.get("warnings", []):
+        render.warn(warning)
     ctx.emit(
         result,
         lambda: result["message"] + "\n" + render.process_table(result["processes"], ctx.paint),
     )
-    return 0
+    for failure in result.get("errors", []):
+        render.error(f"{failure['name']}: {failure['message']}")
+    return 1 if result.get("errors") else 0
 
 
 def for_each(
@@ -152,20 +185,26 @@ def for_each(
     return 1 if failed else 0
 
 
+def cmd_validate(ctx: Context) -> int:
+    from pmdaemon.cli.ecosystem import validate
+
+    return validate(ctx)
+
+
 def cmd_stop(ctx: Context) -> int:
-    return for_each(ctx, ctx.args.ids, "POST", "stop")
+    return for_each(ctx, expand_files(ctx, ctx.args.ids), "POST", "stop")
 
 
 def cmd_restart(ctx: Context) -> int:
     body: dict[str, Any] = {"env": dict(os.environ)} if ctx.args.update_env else {}
     if ctx.args.port is not None:
         body["port"] = ctx.args.port
-    return for_each(ctx, ctx.args.ids, "POST", "restart", body or None)
+    return for_each(ctx, expand_files(ctx, ctx.args.ids), "POST", "restart", body or None)
 
 
 def cmd_reload(ctx: Context) -> int:
     body = {"port": ctx.args.port} if ctx.args.port is not None else None
-    return for_each(ctx, ctx.args.ids, "POST", "reload", body)
+    return for_each(ctx, expand_files(ctx, ctx.args.ids), "POST", "reload", body)
 
 
 def cmd_web(ctx: Context) -> int:
@@ -211,7 +250,7 @@ def cmd_delete(ctx: Context) -> int:
             f"Delete {len(idents)} {a.ids[0]} process(es): {', '.join(p['name'] for p in procs)}?"
         )
     else:
-        idents = a.ids
+        idents = expand_files(ctx, a.ids)
         question = "Delete all processes?" if "all" in idents else ""
     if question and not a.force and not confirm(question):
         print("nothing deleted")
@@ -357,6 +396,9 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"pmdaemon {__version__}")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument(
+        "--config", metavar="FILE", help="an ecosystem file (JSON, YAML or TOML) for start"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     def command(
@@ -373,14 +415,29 @@ def build_parser() -> Parser:
         return p
 
     p = command(
-        "start", cmd_start, "create and start a process, or start an existing one by id or name"
+        "start",
+        cmd_start,
+        "create and start a process, or start an existing one by id or "
+        "name, or every app of an ecosystem file",
     )
     p.add_argument(
         "script",
-        metavar="SCRIPT|ID|NAME",
-        help="a program on PATH, a file, a quoted command line, or an existing process",
+        nargs="?",
+        metavar="SCRIPT|ID|NAME|FILE",
+        help="a program on PATH, a file, a quoted command line, an existing process, or an "
+        "ecosystem file (.json, .yaml, .yml, .toml)",
     )
-    p.add_argument("-n", "--name", help="process name (default: the script's stem)")
+    p.add_argument(
+        "-n",
+        "--name",
+        help="process name (default: the script's stem); with a file: start only "
+        "the app of this name",
+    )
+    p.add_argument(
+        "--env-name",
+        metavar="PROFILE",
+        help="with a file: apply each app's env_PROFILE block (else $PMDAEMON_ENV)",
+    )
     p.add_argument("--cwd", help="working directory (default: the current directory)")
     p.add_argument(
         "-e",
@@ -407,11 +464,17 @@ def build_parser() -> Parser:
     p.add_argument("--error-file", help="stderr log file (default: <home>/logs/<name>-error.log)")
     p.set_defaults(script_args=[])
 
+    p = command(
+        "validate", cmd_validate, "check an ecosystem file and print every problem", json_flag=False
+    )
+    p.add_argument("file", metavar="FILE", help="a .json, .yaml, .yml or .toml file")
+    p.add_argument("--env-name", metavar="PROFILE", help="check with this env_PROFILE applied")
+
     p = command("stop", cmd_stop, "stop processes")
-    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
 
     p = command("restart", cmd_restart, "restart processes")
-    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
     p.add_argument(
         "--update-env",
         action="store_true",
@@ -420,11 +483,16 @@ def build_parser() -> Parser:
     p.add_argument("-p", "--port", help="a port for this run only (the saved config keeps its own)")
 
     p = command("reload", cmd_reload, "restart processes one at a time")
-    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
     p.add_argument("-p", "--port", help="a port for this run only")
 
     p = command("delete", cmd_delete, "stop and remove processes", aliases=("del",))
-    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all; a status with --status")
+    p.add_argument(
+        "ids",
+        nargs="+",
+        metavar="ID",
+        help="id, name, all, or an ecosystem file; a status with --status",
+    )
     p.add_argument("--status", action="store_true", help="delete every process in the given status")
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
 
@@ -541,7 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         render.error(exc.message)
         return 3
     except PmdError as exc:
-        render.error(exc.message)
+        for line in exc.message.splitlines():
+            render.error(line)
         return 1
     except KeyboardInterrupt:
         return 130

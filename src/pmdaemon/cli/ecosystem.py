@@ -1,0 +1,51 @@
+"""The CLI side of ecosystem files: `start FILE`, `validate FILE`, and files given to
+stop/restart/reload/delete. The file is read and checked here, completely, before anything
+is sent to the daemon."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pmdaemon import config
+from pmdaemon.cli import render
+
+if TYPE_CHECKING:
+    from pmdaemon.cli.main import Context
+
+
+def _profile(ctx: Context) -> str | None:
+    return getattr(ctx.args, "env_name", None) or os.environ.get("PMDAEMON_ENV") or None
+
+
+def start_file(ctx: Context, file: str) -> int:
+    from pmdaemon.cli.main import flag_config, report
+
+    a = ctx.args
+    overrides = flag_config(a)
+    overrides.pop("name", None)  # with a file, --name picks an app
+    apps = config.load(Path(file), env_name=_profile(ctx), overrides=overrides, only=a.name)
+    body = {"apps": [app.raw for app in apps], "env": dict(os.environ), "cwd": os.getcwd()}
+    return report(ctx, ctx.client().call("POST", "/api/processes", body))
+
+
+def app_names(ctx: Context, file: str) -> list[str]:
+    return [app.spec.name for app in config.load(Path(file), env_name=_profile(ctx))]
+
+
+def validate(ctx: Context) -> int:
+    try:
+        apps = config.load(Path(ctx.args.file), env_name=_profile(ctx))
+    except config.EcosystemError as exc:
+        for problem in exc.problems:
+            render.error(str(problem))
+        print(f"{ctx.args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    warnings = sorted({w for app in apps for w in app.warnings})
+    for warning in warnings:
+        render.warn(warning)
+    names = ", ".join(app.spec.name for app in apps)
+    print(f"{ctx.args.file}: {len(apps)} app(s) valid: {names}")
+    return 0

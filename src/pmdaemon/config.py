@@ -1,0 +1,327 @@
+"""Ecosystem files (JSON, YAML, TOML with a top-level ``apps`` list) → validated app
+configurations. The only module that knows file formats. Validation is complete: every
+problem of every app is collected, so one run of `validate` shows them all."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pmdaemon.errors import ConfigError, InvalidInput
+from pmdaemon.model import ProcessSpec
+from pmdaemon.specs import FIELDS, build_spec, default_name, fold_health, inert_warnings, suggest
+
+MAX_FILE = 10 * 1024 * 1024
+FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
+ECOSYSTEM_SUFFIXES = tuple(FORMATS)
+
+# PM2 fields with no equivalent here: refused by name, never silently ignored.
+UNSUPPORTED_PM2 = {
+    "watch": "pmdaemon does not watch files for changes",
+    "ignore_watch": "pmdaemon does not watch files for changes",
+    "watch_options": "pmdaemon does not watch files for changes",
+    "cron_restart": "pmdaemon has no cron restarts",
+    "exec_mode": "instances always run as separate processes; remove exec_mode",
+    "merge_logs": "each instance keeps its own log files",
+    "combine_logs": "each instance keeps its own log files",
+    "source_map_support": "not a Node.js-only manager",
+    "instance_var": "the instance index is always in PM2_INSTANCE_ID and NODE_APP_INSTANCE",
+    "node_args": "put interpreter arguments into script or args",
+    "interpreter_args": "put interpreter arguments into script or args",
+    "listen_timeout": "use wait_timeout",
+    "shutdown_with_message": "stops always use kill_signal",
+    "vizion": "pmdaemon does not track version control",
+    "post_update": "pmdaemon does not deploy",
+    "force": "not needed",
+    "pid_file": "the daemon keeps pids in its state",
+    "increment_var": "ports follow the port spec",
+    "filter_env": "the environment is captured as PM2 does, without filtering",
+    "log_file": "use out_file and error_file",
+    "log_type": "logs are plain lines",
+    "appendEnvToName": "names are used as given",
+    "automation": "no PM2 cloud",
+    "treekill": "stop always ends the whole process tree",
+    "autostart": "every app of the file is started",
+}
+ALIASES = {
+    "exec_interpreter": "interpreter",
+    "error": "error_file",
+    "output": "out_file",
+    "err_file": "error_file",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    index: int | None
+    name: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.index is not None:
+            where.append(f"apps[{self.index}]" + (f" ({self.name})" if self.name else ""))
+        # The field leads unless the message already names it.
+        if self.field and not re.search(
+            rf"(?<![\w.]){re.escape(self.field)}(?![\w])", self.message
+        ):
+            where.append(self.field)
+        return ": ".join([*where, self.message])
+
+
+class EcosystemError(ConfigError):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(
+            "\n".join(str(p) for p in problems), {"problems": [str(p) for p in problems]}
+        )
+        self.problems = problems
+
+
+@dataclass
+class App:
+    """One app of a file: the raw fields to send to the daemon, and the checked spec."""
+
+    index: int
+    raw: dict[str, Any]
+    spec: ProcessSpec
+    warnings: list[str] = field(default_factory=list)
+
+
+def is_ecosystem_path(text: str) -> bool:
+    return text.lower().endswith(ECOSYSTEM_SUFFIXES) and os.path.isfile(text)
+
+
+def read_document(path: Path) -> Any:
+    shown = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        hint = (
+            " (convert a PM2 ecosystem.config.js to JSON or YAML)"
+            if suffix in (".js", ".cjs", ".mjs")
+            else ""
+        )
+        raise EcosystemError(
+            [
+                Problem(
+                    shown,
+                    None,
+                    None,
+                    None,
+                    f"unsupported file type {suffix or '(none)'!r}: expected "
+                    f".json, .yaml, .yml or .toml{hint}",
+                )
+            ]
+        )
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE:
+            raise EcosystemError(
+                [
+                    Problem(
+                        shown,
+                        None,
+                        None,
+                        None,
+                        f"file is {size // (1024 * 1024)} MiB: at most "
+                        f"{MAX_FILE // (1024 * 1024)} MiB is accepted",
+                    )
+                ]
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EcosystemError(
+            [Problem(shown, None, None, None, f"cannot read: {exc.strerror}")]
+        ) from None
+    if b"\x00" in data:
+        raise EcosystemError(
+            [Problem(shown, None, None, None, "binary content: expected a text file")]
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise EcosystemError(
+            [Problem(shown, None, None, None, "not UTF-8 text: expected a text file")]
+        ) from None
+    kind = FORMATS[suffix]
+    try:
+        if kind == "json":
+            return json.loads(text)
+        if kind == "toml":
+            return tomllib.loads(text)
+        import yaml
+
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise EcosystemError(
+            [Problem(shown, None, None, None, f"not valid {kind.upper()}: {exc}")]
+        ) from None
+    except Exception as exc:  # yaml.YAMLError and its kin
+        if type(exc).__module__.startswith("yaml"):
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise EcosystemError(
+                [Problem(shown, None, None, None, f"not valid YAML: {first}")]
+            ) from None
+        raise
+
+
+def load(
+    path: Path,
+    *,
+    env_name: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    only: str | None = None,
+) -> list[App]:
+    """Every app of the file, checked; EcosystemError lists every problem found.
+    ``overrides`` (CLI flags) replace file values; ``only`` keeps one app by name."""
+    shown = str(path)
+    document = read_document(path)
+    if not isinstance(document, Mapping) or "apps" not in document:
+        raise EcosystemError(
+            [Problem(shown, None, None, "apps", "expected a top-level 'apps' list of app objects")]
+        )
+    extra = [k for k in document if k not in ("apps", "deploy")]
+    apps = document["apps"]
+    problems: list[Problem] = [
+        Problem(shown, None, None, str(k)[:40], "unknown top-level key: only 'apps' is read")
+        for k in extra
+    ]
+    if not isinstance(apps, list):
+        problems.append(
+            Problem(
+                shown,
+                None,
+                None,
+                "apps",
+                f"expected a list of app objects, got {type(apps).__name__}",
+            )
+        )
+        raise EcosystemError(problems)
+    if not apps:
+        problems.append(Problem(shown, None, None, "apps", "the list is empty: nothing to run"))
+        raise EcosystemError(problems)
+    if env_name is not None and not any(
+        isinstance(a, Mapping) and f"env_{env_name}" in a for a in apps
+    ):
+        problems.append(
+            Problem(
+                shown,
+                None,
+                None,
+                None,
+                f"no app has an env_{env_name} block (profile {env_name!r} was asked for)",
+            )
+        )
+    base_dir = str(path.absolute().parent)
+    result: list[App] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(apps):
+        app, app_problems = _check_app(shown, index, item, base_dir, env_name, overrides or {})
+        problems += app_problems
+        name = app.spec.name if app is not None else _app_name(item)
+        if name is not None:
+            if name in seen:
+                message = f"duplicate name: apps[{seen[name]}] is also {name!r}"
+                problems.append(Problem(shown, index, name, "name", message))
+            seen.setdefault(name, index)
+        if app is not None:
+            result.append(app)
+    if problems:
+        raise EcosystemError(problems)
+    if only is not None:
+        result = [a for a in result if a.spec.name == only]
+        if not result:
+            raise EcosystemError(
+                [
+                    Problem(
+                        shown,
+                        None,
+                        None,
+                        None,
+                        f"no app named {only!r}: the file has " + ", ".join(sorted(seen)),
+                    )
+                ]
+            )
+    return result
+
+
+def _app_name(item: Any) -> str | None:
+    if not isinstance(item, Mapping):
+        return None
+    if isinstance(item.get("name"), str):
+        return str(item["name"])
+    if isinstance(item.get("script"), str) and item["script"].strip():
+        return default_name(item["script"])
+    return None
+
+
+def _check_app(
+    file: str,
+    index: int,
+    item: Any,
+    base_dir: str,
+    env_name: str | None,
+    overrides: Mapping[str, Any],
+) -> tuple[App | None, list[Problem]]:
+    if not isinstance(item, Mapping):
+        return None, [
+            Problem(file, index, None, None, f"expected an app object, got {type(item).__name__}")
+        ]
+    name = _app_name(item)
+    problems: list[Problem] = []
+
+    def problem(field: str | None, message: str) -> None:
+        problems.append(Problem(file, index, name, field, message))
+
+    raw: dict[str, Any] = {}
+    profiles: dict[str, Any] = {}
+    for key, value in item.items():
+        key = str(key)
+        if key in ALIASES:
+            key = ALIASES[key]
+        if key.startswith("env_") and key != "env_file":
+            profiles[key[4:]] = value
+            continue
+        if key in UNSUPPORTED_PM2:
+            problem(key, f"unsupported PM2 field {key!r}: {UNSUPPORTED_PM2[key]}")
+            continue
+        if key not in FIELDS:
+            problem(key[:40], f"unknown field {key[:40]!r}{suggest(key, list(FIELDS))}")
+            continue
+        raw[key] = value
+    for profile_name, block in profiles.items():
+        if not isinstance(block, Mapping):
+            problem(f"env_{profile_name}", "expected an object of environment variables")
+    profile = profiles.get(env_name) if env_name is not None else None
+    if isinstance(profile, Mapping):
+        merged = dict(raw.get("env") or {}) if isinstance(raw.get("env"), Mapping) else {}
+        merged.update(profile)
+        raw["env"] = merged
+    for key, value in overrides.items():
+        if key == "env" and isinstance(raw.get("env"), Mapping):
+            raw["env"] = {**raw["env"], **value}  # -e values beat the file's
+        else:
+            raw[key] = value
+    if "script" not in raw:
+        problem("script", "missing: the program or file to run")
+    for key, value in fold_health(raw).items():
+        try:
+            FIELDS[key].parse(key, value) if key in FIELDS else None
+        except InvalidInput as exc:
+            problem(key, exc.message)
+    if problems:
+        return None, problems
+    try:
+        spec = build_spec(raw, default_cwd=base_dir)
+    except InvalidInput as exc:
+        return None, [Problem(file, index, name, exc.details.get("field"), exc.message)]
+    # Paths in the file are relative to the file, wherever the CLI runs.
+    raw["cwd"] = spec.cwd
+    return App(index, raw, spec, inert_warnings(raw)), []
