@@ -15,13 +15,31 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 SCHEMA = json.loads((Path(__file__).parents[2] / "schema" / "ecosystem.schema.json").read_text())
 
 TWO_APPS = {
-    "json": json.dumps({"apps": [
-        {"name": "api", "script": "api.py", "args": ["--fast"], "port": 3000,
-         "env": {"LEVEL": "info", "N": 3}, "max_memory_restart": "512M",
-         "health_check_url": "http://127.0.0.1:3000/health", "health_check_retries": 5},
-        {"name": "worker", "script": "node", "args": ["worker.js"], "min_uptime": "2s",
-         "stop_exit_codes": [0, 3], "kill_signal": "SIGINT", "namespace": "jobs"},
-    ]}),
+    "json": json.dumps(
+        {
+            "apps": [
+                {
+                    "name": "api",
+                    "script": "api.py",
+                    "args": ["--fast"],
+                    "port": 3000,
+                    "env": {"LEVEL": "info", "N": 3},
+                    "max_memory_restart": "512M",
+                    "health_check_url": "http://127.0.0.1:3000/health",
+                    "health_check_retries": 5,
+                },
+                {
+                    "name": "worker",
+                    "script": "node",
+                    "args": ["worker.js"],
+                    "min_uptime": "2s",
+                    "stop_exit_codes": [0, 3],
+                    "kill_signal": "SIGINT",
+                    "namespace": "jobs",
+                },
+            ]
+        }
+    ),
     "yaml": """
 apps:
   - name: api
@@ -90,11 +108,19 @@ def test_the_three_formats_give_identical_specs(tmp_path: Path) -> None:
 
 
 def test_five_mistakes_give_five_lines_with_suggestions(tmp_path: Path) -> None:
-    path = write(tmp_path, "bad.json", json.dumps({"apps": [
-        {"name": "web", "script": "app.py", "max_memory": "100M", "instance": 2},
-        {"name": "jobs", "script": "jobs.py", "min_uptime": "soon", "port": 0},
-        {"name": "cron", "script": "c.py", "cron_restart": "0 * * * *"},
-    ]}))
+    path = write(
+        tmp_path,
+        "bad.json",
+        json.dumps(
+            {
+                "apps": [
+                    {"name": "web", "script": "app.py", "max_memory": "100M", "instance": 2},
+                    {"name": "jobs", "script": "jobs.py", "min_uptime": "soon", "port": 0},
+                    {"name": "cron", "script": "c.py", "cron_restart": "0 * * * *"},
+                ]
+            }
+        ),
+    )
     found = problems(path)
     assert len(found) == 5, found
     assert any("'max_memory'" in p and "did you mean 'max_memory_restart'" in p for p in found)
@@ -105,32 +131,42 @@ def test_five_mistakes_give_five_lines_with_suggestions(tmp_path: Path) -> None:
     assert all(p.startswith(f"{path}: apps[") for p in found)
 
 
-@pytest.mark.parametrize(("name", "content", "expected"), [
-    ("big.json", b"{" + b" " * (10 * 1024 * 1024 + 1) + b"}", "at most 10 MiB"),
-    ("bin.json", b"\x00\x01\x02binary", "binary content"),
-    ("latin.yaml", "apps: [{script: caf\xe9}]".encode("latin-1"), "not UTF-8"),
-    ("list.json", b'{"apps": {"name": "x"}}', "expected a list of app objects"),
-    ("empty.yaml", b"apps: []", "the list is empty"),
-    ("noapps.toml", b'name = "x"', "top-level 'apps' list"),
-    ("dup.json", b'{"apps": [{"script": "a.py"}, {"name": "a", "script": "b.py"}]}',
-     "duplicate name"),
-    ("broken.json", b'{"apps": [', "not valid JSON"),
-    ("broken.yaml", b"apps: [\n  - {", "not valid YAML"),
-    ("broken.toml", b"[[apps]\n", "not valid TOML"),
-    ("eco.config.js", b"module.exports = {apps: []}", "unsupported file type '.js'"),
-    ("scalar.yaml", b"42", "top-level 'apps' list"),
-    ("item.json", b'{"apps": [5]}', "expected an app object"),
-    ("noscript.json", b'{"apps": [{"name": "x"}]}', "script: missing"),
-])
-def test_refused_files_say_why_in_one_sentence(tmp_path: Path, name: str, content: bytes,
-                                               expected: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("big.json", b"{" + b" " * (10 * 1024 * 1024 + 1) + b"}", "at most 10 MiB"),
+        ("bin.json", b"\x00\x01\x02binary", "binary content"),
+        ("latin.yaml", "apps: [{script: caf\xe9}]".encode("latin-1"), "not UTF-8"),
+        ("list.json", b'{"apps": {"name": "x"}}', "expected a list of app objects"),
+        ("empty.yaml", b"apps: []", "the list is empty"),
+        ("noapps.toml", b'name = "x"', "top-level 'apps' list"),
+        (
+            "dup.json",
+            b'{"apps": [{"script": "a.py"}, {"name": "a", "script": "b.py"}]}',
+            "duplicate name",
+        ),
+        ("broken.json", b'{"apps": [', "not valid JSON"),
+        ("broken.yaml", b"apps: [\n  - {", "not valid YAML"),
+        ("broken.toml", b"[[apps]\n", "not valid TOML"),
+        ("eco.config.js", b"module.exports = {apps: []}", "unsupported file type '.js'"),
+        ("scalar.yaml", b"42", "top-level 'apps' list"),
+        ("item.json", b'{"apps": [5]}', "expected an app object"),
+        ("noscript.json", b'{"apps": [{"name": "x"}]}', "script: missing"),
+    ],
+)
+def test_refused_files_say_why_in_one_sentence(
+    tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
     found = problems(write(tmp_path, name, content))
     assert len(found) == 1 and expected in found[0], found
     assert "\n" not in found[0]
 
 
 def test_profiles_overrides_and_selection(tmp_path: Path) -> None:
-    path = write(tmp_path, "eco.yaml", """
+    path = write(
+        tmp_path,
+        "eco.yaml",
+        """
 apps:
   - name: api
     script: api.py
@@ -138,7 +174,8 @@ apps:
     env_production: {MODE: prod}
   - name: other
     script: other.py
-""")
+""",
+    )
     api = config.load(path, env_name="production")[0].spec
     assert api.env == {"MODE": "prod", "KEEP": "true"}
     api = config.load(path, env_name="production", overrides={"env": {"MODE": "cli"}})[0].spec
@@ -151,12 +188,30 @@ apps:
 
 
 def test_pmdaemon_and_pm2_shapes_load(tmp_path: Path) -> None:
-    pmdaemon = write(tmp_path, "pmdaemon.json", json.dumps({"apps": [{
-        "name": "web-cluster", "script": "node", "args": ["server.js"], "instances": 1,
-        "port": "3000", "max_memory_restart": "512M", "env": {"NODE_ENV": "production"},
-    }]}))
+    pmdaemon = write(
+        tmp_path,
+        "pmdaemon.json",
+        json.dumps(
+            {
+                "apps": [
+                    {
+                        "name": "web-cluster",
+                        "script": "node",
+                        "args": ["server.js"],
+                        "instances": 1,
+                        "port": "3000",
+                        "max_memory_restart": "512M",
+                        "env": {"NODE_ENV": "production"},
+                    }
+                ]
+            }
+        ),
+    )
     assert config.load(pmdaemon)[0].spec.args == ("server.js",)
-    pm2 = write(tmp_path, "pm2.yaml", """
+    pm2 = write(
+        tmp_path,
+        "pm2.yaml",
+        """
 apps:
   - name: api
     script: ./api.js
@@ -175,7 +230,8 @@ apps:
       NODE_ENV: development
     env_production:
       NODE_ENV: production
-""")
+""",
+    )
     spec = config.load(pm2, env_name="production")[0].spec
     assert spec.args == ("--port", "80", "--verbose") and spec.interpreter == "node"
     assert spec.min_uptime == 5.0 and spec.kill_timeout == 3.0
@@ -183,9 +239,21 @@ apps:
 
 
 def test_warnings_for_fields_that_do_not_act_yet(tmp_path: Path) -> None:
-    path = write(tmp_path, "eco.json", json.dumps({"apps": [
-        {"script": "a.py", "health_check": {"type": "script", "script": "./check.sh"},
-         "wait_ready": True}]}))
+    path = write(
+        tmp_path,
+        "eco.json",
+        json.dumps(
+            {
+                "apps": [
+                    {
+                        "script": "a.py",
+                        "health_check": {"type": "script", "script": "./check.sh"},
+                        "wait_ready": True,
+                    }
+                ]
+            }
+        ),
+    )
     [app] = config.load(path)
     assert any("health checks" in w for w in app.warnings)
     assert any("wait_ready" in w for w in app.warnings)
@@ -203,14 +271,19 @@ def test_schema_accepts_the_examples_and_rejects_the_bad() -> None:
     import yaml
 
     validator = jsonschema.Draft202012Validator(SCHEMA)
-    examples = [json.loads((EXAMPLES / "ecosystem.json").read_text()),
-                yaml.safe_load((EXAMPLES / "ecosystem.yaml").read_text()),
-                tomllib.loads((EXAMPLES / "ecosystem.toml").read_text())]
+    examples = [
+        json.loads((EXAMPLES / "ecosystem.json").read_text()),
+        yaml.safe_load((EXAMPLES / "ecosystem.yaml").read_text()),
+        tomllib.loads((EXAMPLES / "ecosystem.toml").read_text()),
+    ]
     for document in examples:
         validator.validate(document)
     for text in TWO_APPS.values():
-        document = json.loads(text) if text.startswith("{") else (
-            yaml.safe_load(text) if text.lstrip().startswith("apps") else tomllib.loads(text))
+        document = (
+            json.loads(text)
+            if text.startswith("{")
+            else (yaml.safe_load(text) if text.lstrip().startswith("apps") else tomllib.loads(text))
+        )
         validator.validate(document)
     bad = [
         {"apps": []},

@@ -9,8 +9,15 @@ from pmdaemon.errors import InvalidInput
 from pmdaemon.ports import PortKind, parse_port_spec
 from pmdaemon.units import format_duration, parse_duration, parse_size
 
-ANY = st.one_of(st.text(max_size=40), st.integers(), st.floats(), st.none(), st.booleans(),
-                st.lists(st.integers(), max_size=3), st.binary(max_size=10))
+ANY = st.one_of(
+    st.text(max_size=40),
+    st.integers(),
+    st.floats(),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), max_size=3),
+    st.binary(max_size=10),
+)
 
 
 @settings(max_examples=300)
@@ -22,11 +29,20 @@ def test_duration_in_ms_round_trips(ms: int) -> None:
 
 
 @settings(max_examples=300)
-@given(st.integers(min_value=1, max_value=2**40), st.sampled_from(["", "K", "M", "G", "KB",
-                                                                   "mb", "GiB"]))
+@given(
+    st.integers(min_value=1, max_value=2**40),
+    st.sampled_from(["", "K", "M", "G", "KB", "mb", "GiB"]),
+)
 def test_sizes_round_trip(n: int, unit: str) -> None:
-    scale = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "KB": 1024, "mb": 1024**2,
-             "GiB": 1024**3}[unit]
+    scale = {
+        "": 1,
+        "K": 1024,
+        "M": 1024**2,
+        "G": 1024**3,
+        "KB": 1024,
+        "mb": 1024**2,
+        "GiB": 1024**3,
+    }[unit]
     if n * scale <= 2**62:
         assert parse_size(f"{n}{unit}", "s") == n * scale
 
@@ -45,8 +61,11 @@ def test_port_specs_round_trip(first: int, span: int) -> None:
 @settings(max_examples=500)
 @given(ANY)
 def test_arbitrary_input_raises_only_invalid_input(value: object) -> None:
-    for parse in (lambda v: parse_duration(v, "d"), lambda v: parse_size(v, "s"),
-                  lambda v: parse_port_spec(v, "p")):
+    for parse in (
+        lambda v: parse_duration(v, "d"),
+        lambda v: parse_size(v, "s"),
+        lambda v: parse_port_spec(v, "p"),
+    ):
         try:
             parse(value)
         except InvalidInput as exc:
