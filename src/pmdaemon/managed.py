@@ -56,6 +56,9 @@ class ManagedProcess:
         self.history: deque[RestartRecord] = deque(record.restart_history, maxlen=HISTORY)
         # A port given to `restart --port` holds for that run (and its crash restarts) only.
         self.port_override = record.port_override
+        self.group = record.group
+        self.instance = record.instance
+        self.assigned_port = record.assigned_port
         # A loaded process is stopped until boot starts or adopts it; errored stays errored.
         self.state = (
             ProcessState.ERRORED if record.status == ProcessState.ERRORED else ProcessState.STOPPED
@@ -66,7 +69,6 @@ class ManagedProcess:
         self.last_error: str | None = None
         self.cpu_usage = 0.0
         self.memory_usage = 0
-        self.instance = 0
         self._home = home
         self._on_change = on_change
         self._lock = asyncio.Lock()
@@ -77,6 +79,7 @@ class ManagedProcess:
         self._counters = Counters()
         self._restart_task: asyncio.Task[None] | None = None
         self.deleted = False  # set under the lock by delete: later operations must not spawn
+        self.last_exit = ExitRecord(record.exit_code, record.exit_signal)  # kept across runs
 
     # -- views --------------------------------------------------------------------------
 
@@ -94,7 +97,7 @@ class ManagedProcess:
 
     @property
     def port(self) -> int | None:
-        return self.port_override if self.port_override is not None else self.spec.port
+        return self.port_override if self.port_override is not None else self.assigned_port
 
     def uptime_seconds(self) -> float:
         if self.pid is None or self.started_at is None:
@@ -141,6 +144,9 @@ class ManagedProcess:
             last_restart_reason=self.last_restart_reason,
             restart_history=list(self.history),
             port_override=self.port_override,
+            group=self.group,
+            instance=self.instance,
+            assigned_port=self.assigned_port,
         )
 
     def environment(self) -> dict[str, str]:
@@ -254,6 +260,7 @@ class ManagedProcess:
             self.cpu_usage, self.memory_usage = 0.0, 0
             self._exited.set()
         self.exit_code, self.exit_signal = exit.code, exit.signal
+        self.last_exit = exit
         if self.state == ProcessState.STOPPING or self.desired == Desired.STOPPED:
             return  # a stop or restart in progress owns what happens next
         decision = after_exit(self.spec, exit, run_time, self._counters)
@@ -369,6 +376,18 @@ class ManagedProcess:
             self._counters = Counters()
             self._note_restart(reason)
             self._spawn()
+
+    async def wait_stable(self, duration: float) -> str | None:
+        """None when the current run stays up for ``duration``; otherwise why not."""
+        exited = self._exited
+        if self.pid is None:
+            return f"{self.spec.name} is {self.state.value}, not running"
+        try:
+            await asyncio.wait_for(exited.wait(), duration)
+        except TimeoutError:
+            return None
+        ended = describe_exit(self.last_exit)
+        return f"{self.spec.name} {ended} within min_uptime ({duration:g}s)"
 
     def send_signal(self, sig: signal.Signals) -> None:
         if self.pid is None:

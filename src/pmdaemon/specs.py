@@ -132,15 +132,30 @@ def _duration(field: str, value: Any) -> float:
     return parse_duration(value, field)
 
 
-def single_port(field: str, value: Any) -> int:
+def port_value(field: str, value: Any) -> int | str:
+    """A single port as an integer; a range or auto range as its canonical string."""
     spec = parse_port_spec(value, field)
-    if spec.kind != PortKind.SINGLE:
+    return spec.first if spec.kind == PortKind.SINGLE else str(spec)
+
+
+def check_instance_ports(instances: int, port: int | str | None, field: str = "port") -> None:
+    """Ports for every instance, before anything starts: a single port serves one instance,
+    a range must hold them all."""
+    if port is None:
+        return
+    spec = parse_port_spec(port, field)
+    if spec.kind == PortKind.SINGLE and instances > 1:
         raise InvalidInput(
-            f"invalid {field} {value!r}: port ranges and auto: ranges need several instances, "
-            "which this version cannot run yet; give a single port such as 3000",
+            f"invalid {field} {port!r}: {instances} instances cannot share one port; give a "
+            f'range such as "{spec.first}-{spec.first + instances - 1}"',
             {"field": field},
         )
-    return spec.first
+    if spec.kind == PortKind.RANGE and spec.last - spec.first + 1 < instances:
+        raise InvalidInput(
+            f"invalid {field} {port!r}: {spec.last - spec.first + 1} port(s) for {instances} "
+            f'instances; give at least "{spec.first}-{spec.first + instances - 1}"',
+            {"field": field},
+        )
 
 
 def _optional(parse: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
@@ -157,19 +172,12 @@ def _size(field: str, value: Any) -> int:
 def _instances(field: str, value: Any) -> int:
     if value == "max":
         return os.cpu_count() or 1
-    count = _count(field, value, 1, 1024) if not isinstance(value, str) or value.isdigit() else 0
-    if not count:
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         raise InvalidInput(
             f'invalid {field} {value!r}: expected a number from 1 to 1024, or "max"',
             {"field": field},
         )
-    if count > 1:
-        raise InvalidInput(
-            f"invalid {field} {value!r}: several instances (clusters) are not supported by "
-            "this version yet; use 1",
-            {"field": field},
-        )
-    return count
+    return _count(field, value, 1, 1024)
 
 
 HEALTH_FIELDS = ("type", "url", "script", "timeout", "interval", "retries", "enabled")
@@ -300,7 +308,11 @@ FIELDS: dict[str, Field] = {
         {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1024}, {"const": "max"}]},
         "number of instances or max",
     ),
-    "port": Field(_optional(single_port), PORT_SCHEMA, "a port given to the app as PORT"),
+    "port": Field(
+        _optional(port_value),
+        PORT_SCHEMA,
+        '3000, "3000-3003" (instance i gets 3000+i) or "auto:5000-5100"',
+    ),
     "autorestart": Field(_bool, BOOL, "restart when it exits"),
     "max_restarts": Field(
         lambda f, v: _count(f, v, 0, 1_000_000),
@@ -426,6 +438,7 @@ def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
         values["name"] = validate_name(default_name(values["script"]))
     cwd = values.get("cwd", default_cwd)
     values["cwd"] = os.path.normpath(os.path.join(default_cwd, os.path.expanduser(cwd)))
+    check_instance_ports(values.get("instances", 1), values.get("port"))
     return ProcessSpec(**values)
 
 

@@ -34,6 +34,9 @@ class ProcessRecord(msgspec.Struct):
     last_restart_reason: str | None = None
     restart_history: list[RestartRecord] = []
     port_override: int | None = None
+    group: str | None = None  # the app name shared by the instances of a cluster
+    instance: int = 0
+    assigned_port: int | None = None  # reserved while the process exists
 
 
 class StateFile(msgspec.Struct):

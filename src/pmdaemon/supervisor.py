@@ -12,18 +12,23 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from pmdaemon import proctree
+import msgspec
+
+from pmdaemon import portalloc, proctree
 from pmdaemon.errors import (
     DaemonStopping,
     InvalidInput,
+    OperationFailed,
     PmdError,
+    PortConflict,
     ProcessExists,
     ProcessNotFound,
 )
 from pmdaemon.events import EventBus
 from pmdaemon.managed import ManagedProcess
-from pmdaemon.model import Desired, ProcessState
+from pmdaemon.model import Desired, ProcessSpec, ProcessState
 from pmdaemon.paths import Home
+from pmdaemon.ports import PortKind, PortSpec, parse_port_spec
 from pmdaemon.specs import build_spec, validate_env
 from pmdaemon.store import ProcessRecord, StateFile, Store
 from pmdaemon.units import format_bytes
@@ -99,7 +104,7 @@ class Supervisor:
     # -- lookup ---------------------------------------------------------------------------
 
     def resolve(self, ident: str) -> list[ManagedProcess]:
-        """Processes named by an id, a name, or ``all`` (sorted by id)."""
+        """Processes named by an id, a name, a cluster's group name, or ``all`` (by id)."""
         if ident == "all":
             return self.sorted()
         if ident.isascii() and ident.isdigit() and len(ident) < 10:
@@ -107,7 +112,7 @@ class Supervisor:
             if proc is not None:
                 return [proc]
         else:
-            found = [p for p in self.processes.values() if p.spec.name == ident]
+            found = [p for p in self.sorted() if p.spec.name == ident or p.group == ident]
             if found:
                 return found
         shown = ident if len(ident) <= 64 else ident[:61] + "..."
@@ -117,48 +122,108 @@ class Supervisor:
         return [self.processes[i] for i in sorted(self.processes)]
 
     def by_name(self, name: str) -> ManagedProcess | None:
-        return next((p for p in self.processes.values() if p.spec.name == name), None)
+        """The process with this name, or the first instance of the group of this name."""
+        return next((p for p in self.sorted() if p.spec.name == name or p.group == name), None)
+
+    def held_ports(self, exclude: Iterable[ManagedProcess] = ()) -> dict[int, str]:
+        """Ports reserved by managed processes (assigned or overridden), and by whom."""
+        skip = {p.id for p in exclude}
+        held: dict[int, str] = {}
+        for proc in self.processes.values():
+            if proc.id in skip:
+                continue
+            for port in (proc.assigned_port, proc.port_override):
+                if port is not None:
+                    held[port] = proc.spec.name
+        return held
 
     # -- operations -----------------------------------------------------------------------
 
+    def _plan(
+        self, spec: ProcessSpec, base_env: Mapping[str, str], held: dict[int, str]
+    ) -> list[ProcessRecord]:
+        """The records of an app's instances, with their ports, before anything starts.
+        Raises ProcessExists or PortConflict; ``held`` gains the ports taken."""
+        count = spec.instances
+        names = [spec.name] if count == 1 else [f"{spec.name}-{i}" for i in range(count)]
+        for name in [spec.name, *names]:
+            existing = self.by_name(name)
+            if existing is not None:
+                raise ProcessExists(
+                    f"a process named {name!r} already exists (id {existing.id}); "
+                    "restart it, or delete it first",
+                    {"name": name, "id": existing.id},
+                )
+        ports: list[int | None] = [None] * count
+        if spec.port is not None:
+            ports = list(portalloc.assign(parse_port_spec(spec.port), count, held))
+            held.update(
+                {port: name for port, name in zip(ports, names, strict=True) if port is not None}
+            )
+        now = time.time()
+        return [
+            ProcessRecord(
+                id=-1,
+                spec=msgspec.structs.replace(spec, name=name),
+                base_env=dict(base_env),
+                desired=Desired.RUNNING,
+                created_at=now,
+                group=spec.name if count > 1 else None,
+                instance=i,
+                assigned_port=port,
+            )
+            for i, (name, port) in enumerate(zip(names, ports, strict=True))
+        ]
+
+    def _register(self, records: list[ProcessRecord]) -> list[ManagedProcess]:
+        procs = []
+        for record in records:
+            record.id = self._next_id
+            self._next_id += 1
+            proc = ManagedProcess(record, self.home, self._changed)
+            self.processes[proc.id] = proc
+            procs.append(proc)
+        return procs
+
+    async def _start_app(self, procs: list[ManagedProcess]) -> None:
+        """Start an app's instances. A single process that cannot spawn stays as errored
+        (with the reason); a cluster is all or nothing: on any failure every instance is
+        stopped and removed, and the error raised."""
+        if len(procs) == 1 and procs[0].group is None:
+            await procs[0].start()
+            return
+        try:
+            await self.each(procs, lambda p: p.start())
+        except PmdError:
+            await asyncio.gather(*(p.delete() for p in procs), return_exceptions=True)
+            for proc in procs:
+                self.processes.pop(proc.id, None)
+            raise
+
     async def create(
         self, config: Mapping[str, Any], base_env: Mapping[str, str], cwd: str
-    ) -> ManagedProcess:
-        """Validate, register and start a new process. A spawn failure leaves it registered
-        as errored (so `info` can say why) and raises SpawnError."""
+    ) -> list[ManagedProcess]:
+        """Validate, reserve ports, register and start a new app (one process, or one per
+        instance). A single process that cannot spawn is kept as errored (so `info` can say
+        why) and SpawnError raised; a cluster that cannot fully start leaves nothing."""
         self._refuse_if_closing()
         spec = build_spec(config, default_cwd=cwd)
         base_env = validate_env(base_env, "the captured environment")
-        existing = self.by_name(spec.name)
-        if existing is not None:
-            raise ProcessExists(
-                f"a process named {spec.name!r} already exists (id {existing.id}); "
-                "restart it, or delete it first",
-                {"name": spec.name, "id": existing.id},
-            )
-        record = ProcessRecord(
-            id=self._next_id,
-            spec=spec,
-            base_env=dict(base_env),
-            desired=Desired.RUNNING,
-            created_at=time.time(),
-        )
-        self._next_id += 1
-        proc = ManagedProcess(record, self.home, self._changed)
-        self.processes[proc.id] = proc
+        records = self._plan(spec, base_env, self.held_ports())
+        procs = self._register(records)
         try:
-            await proc.start()
+            await self._start_app(procs)
         finally:
             self.save()
         self.sample(cpu=False)
-        return proc
+        return procs
 
     async def create_many(
         self, configs: list[Mapping[str, Any]], base_env: Mapping[str, str], cwd: str
     ) -> tuple[list[ManagedProcess], list[tuple[str, str]]]:
-        """Start every app of an ecosystem file: all are validated before any starts.
-        An app whose name exists is started as it is. Returns the processes and the
-        (name, reason) of those that could not be started."""
+        """Start every app of an ecosystem file: all are validated, and their ports
+        reserved, before any starts. An app whose name exists is started as it is.
+        Returns the processes and the (name, reason) of the apps that did not start."""
         self._refuse_if_closing()
         base_env = validate_env(base_env, "the captured environment")
         specs = []
@@ -171,32 +236,31 @@ class Supervisor:
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate is not None:
             raise InvalidInput(f"duplicate name {duplicate!r} among the apps")
-        procs: list[ManagedProcess] = []
-        for spec in specs:
-            existing = self.by_name(spec.name)
-            if existing is None:
-                record = ProcessRecord(
-                    id=self._next_id,
-                    spec=spec,
-                    base_env=dict(base_env),
-                    desired=Desired.RUNNING,
-                    created_at=time.time(),
-                )
-                self._next_id += 1
-                existing = ManagedProcess(record, self.home, self._changed)
-                self.processes[existing.id] = existing
-            procs.append(existing)
+        held = self.held_ports()
+        plans: list[list[ProcessRecord] | None] = []
+        for spec in specs:  # every port is reserved before anything is registered
+            exists = self.by_name(spec.name) is not None
+            plans.append(None if exists else self._plan(spec, base_env, held))
+        apps: list[list[ManagedProcess]] = [
+            self.resolve(spec.name) if plan is None else self._register(plan)
+            for spec, plan in zip(specs, plans, strict=True)
+        ]
         self.save()
         failures: list[tuple[str, str]] = []
 
-        async def start(proc: ManagedProcess) -> None:
+        async def start(name: str, procs: list[ManagedProcess]) -> None:
             try:
-                await proc.start()
+                await self._start_app(procs)
             except PmdError as exc:
-                failures.append((proc.spec.name, exc.message))
+                failures.append((name, exc.message))
 
-        await self.each(procs, start)
-        return procs, failures
+        await asyncio.gather(
+            *(start(spec.name, procs) for spec, procs in zip(specs, apps, strict=True))
+        )
+        self.save()
+        self.sample(cpu=False)
+        started = [p for procs in apps for p in procs if p.id in self.processes]
+        return started, failures
 
     async def each(
         self, procs: Iterable[ManagedProcess], action: Callable[[ManagedProcess], Awaitable[Any]]
@@ -225,35 +289,136 @@ class Supervisor:
         await self.each(procs, lambda p: p.stop())
         return procs
 
+    def _override_ports(
+        self, procs: list[ManagedProcess], port: int | str | None, ident: str
+    ) -> list[int | None]:
+        """Ports for a runtime override of ``procs`` (instance i of a range gets first+i)."""
+        if port is None:
+            return [None] * len(procs)
+        spec = parse_port_spec(port)
+        if spec.kind == PortKind.RANGE and len(procs) > 1:
+            # Instance i of the override keeps its position in the cluster.
+            ports = [spec.first + i for i in range(len(procs))]
+            if ports[-1] > spec.last:
+                raise InvalidInput(
+                    f"invalid port {port!r}: {spec.last - spec.first + 1} "
+                    f"port(s) for the {len(procs)} processes of {ident!r}",
+                    {"field": "port"},
+                )
+            held = self.held_ports(exclude=procs)
+            for p in ports:
+                if p in held:
+                    raise PortConflict(
+                        f"port {p} is held by process {held[p]!r}", {"port": p, "holder": held[p]}
+                    )
+            return list(ports)
+        return list(portalloc.assign(spec, len(procs), self.held_ports(exclude=procs)))
+
     async def restart(
         self,
         ident: str,
         env: Mapping[str, str] | None = None,
-        port: int | None = None,
+        port: int | str | None = None,
         reason: str = "manual",
     ) -> list[ManagedProcess]:
         self._refuse_if_closing()
         if env is not None:
             env = validate_env(env, "the environment")
         procs = self.resolve(ident)
-        if port is not None and len(procs) > 1:
-            raise InvalidInput(
-                f"a port override applies to one process, and {ident!r} names {len(procs)}"
-            )
-        await self.each(procs, lambda p: p.restart(reason, env, port))
+        ports = self._override_ports(procs, port, ident)
+        await asyncio.gather(
+            *(p.restart(reason, env, pt) for p, pt in zip(procs, ports, strict=True)),
+            return_exceptions=False,
+        )
+        self.save()
+        self.sample(cpu=False)
         return procs
 
-    async def reload(self, ident: str, port: int | None = None) -> list[ManagedProcess]:
-        """Restart one process at a time, so a group never goes down all at once."""
+    async def reload(self, ident: str, port: int | str | None = None) -> list[ManagedProcess]:
+        """A rolling restart: one instance at a time, the next only once the previous new
+        one is ready (it stays up for min_uptime). Stops at the first that is not ready:
+        those not yet reloaded keep running, and OperationFailed says why."""
         self._refuse_if_closing()
         procs = self.resolve(ident)
-        if port is not None and len(procs) > 1:
-            raise InvalidInput(
-                f"a port override applies to one process, and {ident!r} names {len(procs)}"
-            )
-        for proc in procs:
-            await self.each([proc], lambda p: p.restart("reload", None, port))
+        ports = self._override_ports(procs, port, ident)
+        for index, (proc, pt) in enumerate(zip(procs, ports, strict=True)):
+            await proc.restart("reload", None, pt)
+            self.save()
+            problem = await proc.wait_stable(proc.spec.min_uptime)
+            if problem is not None:
+                left = [p.spec.name for p in procs[index + 1 :]]
+                rest = f"; not reloaded, still running: {', '.join(left)}" if left else ""
+                raise OperationFailed(
+                    f"reload stopped: {problem}{rest}",
+                    {"failed": proc.spec.name, "not_reloaded": left},
+                )
         return procs
+
+    async def scale(self, ident: str, count: int) -> list[ManagedProcess]:
+        """Add or remove instances of a cluster, following its port spec."""
+        self._refuse_if_closing()
+        if not 1 <= count <= 1024:
+            raise InvalidInput(f"invalid instance count {count}: expected 1 to 1024")
+        procs = self.resolve(ident)
+        group = procs[0].group
+        if group is None or any(p.group != group for p in procs):
+            raise InvalidInput(
+                f"{ident!r} is not a cluster: scale works on apps started with several "
+                "instances (-i N or instances in a file)"
+            )
+        procs.sort(key=lambda p: p.instance)
+        if count < len(procs):
+            for proc in reversed(procs[count:]):
+                await proc.delete()
+                self.processes.pop(proc.id, None)
+                self.bus.publish("process_deleted", {"id": proc.id, "name": proc.spec.name})
+        elif count > len(procs):
+            first = procs[0]
+            new_indexes = range(procs[-1].instance + 1, procs[-1].instance + 1 + count - len(procs))
+            ports: list[int | None] = [None] * len(new_indexes)
+            spec = first.spec
+            if spec.port is not None:
+                port_spec = parse_port_spec(spec.port)
+                held = self.held_ports()
+                if port_spec.kind == PortKind.AUTO:
+                    ports = list(portalloc.assign(port_spec, len(new_indexes), held))
+                else:
+                    wanted = [port_spec.first + i for i in new_indexes]
+                    if port_spec.kind == PortKind.SINGLE or wanted[-1] > port_spec.last:
+                        raise InvalidInput(
+                            f"cannot scale {group!r} to {count}: its port {spec.port} has no "
+                            f"room for instance {new_indexes[-1]}",
+                            {"field": "port"},
+                        )
+                    ports = list(
+                        portalloc.assign(
+                            PortSpec(PortKind.RANGE, wanted[0], wanted[-1]), len(wanted), held
+                        )
+                    )
+            names = [f"{group}-{i}" for i in new_indexes]
+            for name in names:
+                if self.by_name(name) is not None:
+                    raise ProcessExists(f"a process named {name!r} already exists", {"name": name})
+            now = time.time()
+            records = [
+                ProcessRecord(
+                    id=-1,
+                    spec=msgspec.structs.replace(spec, name=name),
+                    base_env=dict(first.base_env),
+                    desired=Desired.RUNNING,
+                    created_at=now,
+                    group=group,
+                    instance=i,
+                    assigned_port=pt,
+                )
+                for name, i, pt in zip(names, new_indexes, ports, strict=True)
+            ]
+            await self._start_app(self._register(records))
+        members = [p for p in self.sorted() if p.group == group]
+        for proc in members:
+            proc.spec = msgspec.structs.replace(proc.spec, instances=len(members))
+        self.save()
+        return members
 
     def counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in ProcessState}

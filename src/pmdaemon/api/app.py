@@ -28,7 +28,7 @@ from pmdaemon.api.errors import http_error, internal_error, json_response, pmd_e
 from pmdaemon.errors import InvalidInput, PmdError
 from pmdaemon.managed import ManagedProcess
 from pmdaemon.model import ProcessState
-from pmdaemon.specs import inert_warnings, single_port
+from pmdaemon.specs import inert_warnings, port_value
 from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
 from pmdaemon.units import format_timestamp
@@ -104,7 +104,7 @@ def detail(proc: ManagedProcess) -> dict[str, Any]:
     spec = msgspec.structs.asdict(proc.spec)
     spec["env"] = sorted(spec["env"])
     view["config"] = spec
-    view["configured_port"] = proc.spec.port
+    view["configured_port"] = proc.assigned_port
     view["desired_state"] = proc.desired.value
     view["last_error"] = proc.last_error
     view["exit_signal"] = proc.exit_signal
@@ -166,9 +166,9 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         procs = await sup.stop(request.path_params["id"])
         return action_result("Process stopped successfully", procs)
 
-    def port_of(body: dict[str, Any]) -> int | None:
+    def port_of(body: dict[str, Any]) -> int | str | None:
         value = body.get("port")
-        return None if value is None else single_port("port", value)
+        return None if value is None else port_value("port", value)
 
     limit = CONTROL_MAX_BODY if control else MAX_BODY
 
@@ -263,16 +263,27 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         config = body.get("config")
         if not isinstance(config, dict):
             raise InvalidInput("invalid body: expected {'config': {...}} or {'apps': [...]}")
-        proc = await sup.create(config, env, cwd)
+        procs = await sup.create(config, env, cwd)
         return json_response(
             {
                 "success": True,
                 "message": "Process started successfully",
-                "processes": [proc.view()],
+                "processes": [p.view() for p in procs],
                 "warnings": inert_warnings(config),
             },
             201,
         )
+
+    async def scale(request: Request) -> Response:
+        body = await read_json(request, required=True)
+        only_fields(body, {"instances"})
+        count = body.get("instances")
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise InvalidInput(
+                "invalid instances: expected an integer from 1 to 1024", {"field": "instances"}
+            )
+        procs = await sup.scale(request.path_params["id"], count)
+        return action_result(f"Scaled to {len(procs)} instance(s)", procs)
 
     async def send_signal(request: Request) -> Response:
         body = await read_json(request, required=True)
@@ -286,6 +297,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         *routes,
         Route("/api/processes", create, methods=["POST"]),
         Route("/api/processes/{id}/signal", send_signal, methods=["POST"]),
+        Route("/api/processes/{id}/scale", scale, methods=["POST"]),
         Route("/api/logs", logs, methods=["GET"]),
     ]
 

@@ -26,6 +26,7 @@ CONFIG_FLAGS = (
     "cwd",
     "namespace",
     "port",
+    "instances",
     "interpreter",
     "max_restarts",
     "min_uptime",
@@ -189,6 +190,10 @@ def cmd_validate(ctx: Context) -> int:
     from pmdaemon.cli.ecosystem import validate
 
     return validate(ctx)
+
+
+def cmd_scale(ctx: Context) -> int:
+    return for_each(ctx, [ctx.args.name], "POST", "scale", {"instances": ctx.args.count})
 
 
 def cmd_stop(ctx: Context) -> int:
@@ -448,7 +453,13 @@ def build_parser() -> Parser:
         help="extra environment variable (repeatable)",
     )
     p.add_argument("--namespace", help="a label to group processes (default: default)")
-    p.add_argument("-p", "--port", help="a port for the app, given to it as $PORT")
+    p.add_argument(
+        "-p",
+        "--port",
+        help="a port given to the app as $PORT: 3000, a range 3000-3003 (instance i "
+        "gets 3000+i) or auto:5000-5100 (free ports)",
+    )
+    p.add_argument("-i", "--instances", help="number of instances, or max (CPU count)")
     p.add_argument("--interpreter", help="run the script with this program (none: run directly)")
     p.add_argument("--max-restarts", help="consecutive unstable restarts before errored (16)")
     p.add_argument("--min-uptime", help="a run shorter than this is unstable (1s)")
@@ -469,6 +480,10 @@ def build_parser() -> Parser:
     )
     p.add_argument("file", metavar="FILE", help="a .json, .yaml, .yml or .toml file")
     p.add_argument("--env-name", metavar="PROFILE", help="check with this env_PROFILE applied")
+
+    p = command("scale", cmd_scale, "change the number of instances of a cluster")
+    p.add_argument("name", metavar="NAME", help="the cluster's name")
+    p.add_argument("count", metavar="N", type=int, help="instances wanted")
 
     p = command("stop", cmd_stop, "stop processes")
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
