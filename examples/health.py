@@ -1,4 +1,4 @@
-"""A web app with a /health endpoint on $PORT (default 8081) on loopback."""
+"""A web app with a /health endpoint on $PORT (default 8082) on loopback."""
 
 import http.server
 import os
@@ -17,7 +17,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass  # keep the log for the app's own lines
 
 
-port = int(os.environ.get("PORT", "8081"))
+port = int(os.environ.get("PORT", "8082"))
 server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
 print(f"health: listening on http://127.0.0.1:{port}/health", flush=True)
 server.serve_forever()

@@ -112,7 +112,7 @@ def test_start_port_is_given_as_port_and_wins_over_env(pmd: Pmd, tmp_path: Path)
     assert info["port"] == 4321
     assert wait_until(lambda: out.exists() and json.loads(out.read_text()))["env"]["PORT"] == "4321"
     assert pmd.proc("web")["config"]["port"] == 4321
-    for bad in ("0", "65536", "abc", "3000-3001"):
+    for bad in ("0", "65536", "abc", "3001-3000", "auto:9-3"):
         result = pmd.run("start", "sleep 1", "-n", "x", "-p", bad, check=False)
         assert result.returncode == 1 and "port" in result.stderr, bad
 

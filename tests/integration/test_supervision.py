@@ -56,7 +56,7 @@ def test_crash_restart_is_event_driven_and_publishes_states(tmp_path: Path) -> N
     async def main() -> None:
         sup = make_supervisor(tmp_path)
         events = sup.bus.subscribe()
-        proc = await sup.create(park("p"), dict(os.environ), str(tmp_path))
+        [proc] = await sup.create(park("p"), dict(os.environ), str(tmp_path))
         old = proc.pid
         assert old is not None and proc.state == ProcessState.ONLINE
         os.kill(old, signal.SIGKILL)
@@ -85,7 +85,7 @@ def test_backoff_crash_loop_reaches_errored(tmp_path: Path) -> None:
             "exp_backoff_restart_delay": "20ms",
             "max_restarts": 3,
         }
-        proc = await sup.create(config, dict(os.environ), str(tmp_path))
+        [proc] = await sup.create(config, dict(os.environ), str(tmp_path))
         await until(lambda: proc.state == ProcessState.ERRORED, what="errored")
         assert proc.restarts == 3 and proc.exit_code == 2
         assert [r.reason for r in proc.history] == ["exited with code 2"] * 3
@@ -122,8 +122,8 @@ def test_kill_tree_reaches_escaped_descendants(tmp_path: Path) -> None:
 def test_boot_adopts_live_children_and_rejects_reused_pids(tmp_path: Path) -> None:
     async def first() -> tuple[int, int]:
         sup = make_supervisor(tmp_path)
-        a = await sup.create(park("a"), dict(os.environ), str(tmp_path))
-        b = await sup.create(park("b"), dict(os.environ), str(tmp_path))
+        [a] = await sup.create(park("a"), dict(os.environ), str(tmp_path))
+        [b] = await sup.create(park("b"), dict(os.environ), str(tmp_path))
         sup.save()
         assert a.pid and b.pid
         return a.pid, b.pid
@@ -178,7 +178,7 @@ def test_metrics_sum_the_tree(tmp_path: Path) -> None:
 
     async def main() -> None:
         sup = make_supervisor(tmp_path)
-        proc = await sup.create(
+        [proc] = await sup.create(
             {"name": "t", "script": child("tree.py"), "interpreter": PY, "args": [str(marker)]},
             dict(os.environ),
             str(tmp_path),
