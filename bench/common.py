@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -204,6 +204,77 @@ def idle_argv(tag: str) -> list[str]:
     return [python_executable(), str(IDLE_SCRIPT), tag]
 
 
+# --- CPU time --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU time of one process over a window, in percent of one core.
+
+    `own` is the process alone (user + system of all its threads, not its children);
+    `reaped` is the user + system time of the children it waited for during the window
+    (short-lived helpers it ran). Each comes for the whole window and for its equal,
+    consecutive parts.
+    """
+
+    own: float
+    own_parts: tuple[float, ...]
+    reaped: float
+    reaped_parts: tuple[float, ...]
+
+    def own_stats(self) -> Stats:
+        return Stats.of(self.own_parts)
+
+    def reaped_stats(self) -> Stats:
+        return Stats.of(self.reaped_parts)
+
+
+def _cpu_now(key: str, proc: psutil.Process) -> tuple[float, float]:
+    """(own, reaped) CPU seconds of `proc` so far; RuntimeError if it has ended."""
+    try:
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            raise psutil.NoSuchProcess(proc.pid)
+        t = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        raise RuntimeError(f"{key} (PID {proc.pid}) ended during the CPU measurement") from None
+    return t.user + t.system, t.children_user + t.children_system
+
+
+def measure_cpu(
+    procs: Mapping[str, psutil.Process], duration: float, parts: int = 2
+) -> dict[str, CpuUse]:
+    """CPU use of each process over the next `duration` seconds of wall time, all read at
+    the same instants: the start, the end and `parts - 1` equally spaced points between.
+
+    Only `parts + 1` readings of /proc/PID/stat are made per process (the kernel counts
+    the time; there is nothing to poll), so the measuring costs next to nothing. The
+    kernel's resolution is one clock tick (10 ms): 0.02 % of one core over 60 s.
+    """
+    if parts < 1 or duration <= 0:
+        raise ValueError("need parts >= 1 and duration > 0")
+    start = time.monotonic()
+    readings: list[tuple[float, dict[str, tuple[float, float]]]] = []
+    for i in range(parts + 1):
+        delay = start + duration * i / parts - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        readings.append((time.monotonic(), {k: _cpu_now(k, p) for k, p in procs.items()}))
+
+    def percent(a: int, b: int, key: str, which: int) -> float:
+        (t0, r0), (t1, r1) = readings[a], readings[b]
+        return 100.0 * (r1[key][which] - r0[key][which]) / (t1 - t0)
+
+    return {
+        key: CpuUse(
+            percent(0, parts, key, 0),
+            tuple(percent(i, i + 1, key, 0) for i in range(parts)),
+            percent(0, parts, key, 1),
+            tuple(percent(i, i + 1, key, 1) for i in range(parts)),
+        )
+        for key in procs
+    }
+
+
 # --- tools ---------------------------------------------------------------------------
 
 APT_TIMEOUT = 300.0
@@ -213,20 +284,22 @@ class ToolMissing(RuntimeError):
     """A command a scenario needs cannot be found or installed."""
 
 
-def ensure_wrk() -> str:
-    """Path of `wrk`, installed with apt-get (Debian package `wrk`) when it is missing."""
-    found = shutil.which("wrk")
+def ensure_tool(name: str, package: str | None = None) -> str:
+    """Path of the command `name`, installed with apt-get (Debian package `package`, by
+    default `name`) when it is missing."""
+    found = shutil.which(name)
     if found:
         return found
+    package = package or name
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         raise ToolMissing(
-            "wrk not found on PATH and it cannot be installed here (needs apt-get as root):"
-            " install it (Debian/Ubuntu: apt-get install wrk) or skip this scenario"
+            f"{name} not found on PATH and it cannot be installed here (needs apt-get as root):"
+            f" install it (Debian/Ubuntu: apt-get install {package}) or skip this scenario"
         )
-    print("installing wrk with apt-get ...", flush=True)
+    print(f"installing {package} with apt-get ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "wrk"]):
+    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", package]):
         try:
             proc = subprocess.run(
                 argv, env=env, capture_output=True, timeout=APT_TIMEOUT, check=False
@@ -236,10 +309,20 @@ def ensure_wrk() -> str:
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).decode(errors="replace").strip()[-2000:]
             raise ToolMissing(f"{' '.join(argv)} exited {proc.returncode}: {tail}")
-    found = shutil.which("wrk")
+    found = shutil.which(name)
     if found is None:
-        raise ToolMissing("apt-get installed wrk but it is still not on PATH")
+        raise ToolMissing(f"apt-get installed {package} but {name} is still not on PATH")
     return found
+
+
+def ensure_wrk() -> str:
+    """Path of `wrk` (Debian package `wrk`), installed when it is missing."""
+    return ensure_tool("wrk")
+
+
+def ensure_tmux() -> str:
+    """Path of `tmux` (Debian package `tmux`), installed when it is missing."""
+    return ensure_tool("tmux")
 
 
 def free_loopback_port(avoid: Collection[int] = ()) -> int:

@@ -225,7 +225,8 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         self.supervisor.load()
         app = build_control_app(
-            self.supervisor, DaemonControl(self.status, self.shutdown, self.serve_web)
+            self.supervisor,
+            DaemonControl(self.system, self.status, self.shutdown, self.serve_web),
         )
         config = uvicorn.Config(
             app,
@@ -257,7 +258,10 @@ class Daemon:
             self.web_servers.append(web)
             print(f"pmdaemon web API on {url} ({web.describe_auth()})", flush=True)
         await self.supervisor.boot()
-        tasks = [loop.create_task(self.sample()), loop.create_task(self.broadcast_metrics())]
+        tasks = [
+            loop.create_task(self.sample(metrics_interval())),
+            loop.create_task(self.broadcast_metrics()),
+        ]
         ready("ok")
         log.info("daemon %d ready on %s", os.getpid(), self.home.socket)
         await self._stop.wait()
@@ -274,6 +278,19 @@ class Daemon:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 5)
         log.info("stopped")
+
+
+def metrics_interval() -> float:
+    """Seconds between CPU and memory samples: $PMDAEMON_METRICS_INTERVAL, else 1."""
+    raw = os.environ.get("PMDAEMON_METRICS_INTERVAL", "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.1 <= value <= 60:
+        log.warning("PMDAEMON_METRICS_INTERVAL=%r is not 0.1 to 60 seconds; using 1", raw[:20])
+        return 1.0
+    return value
 
 
 class OwnSignalsServer(uvicorn.Server):

@@ -194,3 +194,46 @@ async def kill_tree(root: int, exited: asyncio.Event, sig: signal.Signals, timeo
     finally:
         for fd in fds.values():
             os.close(fd)
+
+
+def _children(pid: int) -> list[int] | None:
+    """Children of every thread of ``pid`` (kernel's CONFIG_PROC_CHILDREN), or None when
+    this kernel does not offer the file."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found += [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None
+        except OSError:
+            continue
+    return found
+
+
+def tree(root: int) -> list[ProcInfo] | None:
+    """``root`` and its descendants, found by walking children links instead of reading
+    all of /proc; None when the kernel cannot tell (use ``snapshot`` then)."""
+    out: list[ProcInfo] = []
+    stack = [root]
+    seen: set[int] = set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        info = read_stat(pid)
+        if info is None:
+            continue
+        out.append(info)
+        children = _children(pid)
+        if children is None:
+            return None
+        stack += children
+    return out

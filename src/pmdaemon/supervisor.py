@@ -502,16 +502,22 @@ class Supervisor:
             if cpu:
                 self._cpu_prev.clear()
             return
-        table = proctree.snapshot()
-        children = proctree.index_children(table)
         now = time.monotonic()
         seen: dict[int, tuple[float, int]] = {}
+        table: dict[int, proctree.ProcInfo] | None = None
+        children: dict[int, list[proctree.ProcInfo]] = {}
         for proc in live:
             assert proc.pid is not None
-            root = table.get(proc.pid)
-            if root is None:
+            # Walk each app's own tree; read all of /proc only on kernels that cannot.
+            members = None if table is not None else proctree.tree(proc.pid)
+            if members is None:
+                if table is None:
+                    table = proctree.snapshot()
+                    children = proctree.index_children(table)
+                root = table.get(proc.pid)
+                members = [root, *proctree.descendants(proc.pid, children)] if root else []
+            if not members:
                 continue
-            members = [root, *proctree.descendants(proc.pid, children)]
             ticks = sum(m.cpu_ticks for m in members)
             proc.memory_usage = sum(m.rss_pages for m in members) * PAGE_SIZE
             self._enforce_memory_limit(proc)

@@ -49,6 +49,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 class DaemonControl:
     """What the daemon itself offers the control routes."""
 
+    system: SystemSampler
     status: Callable[[], dict[str, Any]]
     shutdown: Callable[[], Coroutine[Any, Any, None]]
     serve_web: Callable[[Request], Coroutine[Any, Any, Response]] | None = None
@@ -308,6 +309,9 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
     async def daemon_status(request: Request) -> Response:
         return json_response(control.status())
 
+    async def system_view(request: Request) -> Response:
+        return json_response(control.system.view(sup.counts()))
+
     async def daemon_kill(request: Request) -> Response:
         restore = sum(1 for p in sup.processes.values() if p.desired.value == "running")
         asyncio.get_running_loop().create_task(control.shutdown())
@@ -322,6 +326,7 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
 
     routes = [
         *process_routes(sup, control=True),
+        Route("/api/system", system_view, methods=["GET"]),
         Route("/daemon", daemon_status, methods=["GET"]),
         Route("/daemon/kill", daemon_kill, methods=["POST"]),
     ]

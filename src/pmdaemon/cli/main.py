@@ -27,6 +27,7 @@ CONFIG_FLAGS = (
     "namespace",
     "port",
     "instances",
+    "max_memory_restart",
     "interpreter",
     "max_restarts",
     "min_uptime",
@@ -194,6 +195,19 @@ def cmd_validate(ctx: Context) -> int:
 
 def cmd_scale(ctx: Context) -> int:
     return for_each(ctx, [ctx.args.name], "POST", "scale", {"instances": ctx.args.count})
+
+
+def cmd_monit(ctx: Context) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("monit needs a terminal; use `pmdaemon list` in scripts")
+    if not 0.2 <= ctx.args.interval <= 3600:
+        raise UsageError("--interval must be 0.2 to 3600 seconds")
+    from pmdaemon.cli.monit import run
+
+    try:
+        return run(ctx.client(), ctx.args.interval)
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_stop(ctx: Context) -> int:
@@ -460,6 +474,12 @@ def build_parser() -> Parser:
         "gets 3000+i) or auto:5000-5100 (free ports)",
     )
     p.add_argument("-i", "--instances", help="number of instances, or max (CPU count)")
+    p.add_argument(
+        "--max-memory",
+        dest="max_memory_restart",
+        metavar="SIZE",
+        help="restart when the process tree's memory exceeds this (e.g. 100M)",
+    )
     p.add_argument("--interpreter", help="run the script with this program (none: run directly)")
     p.add_argument("--max-restarts", help="consecutive unstable restarts before errored (16)")
     p.add_argument("--min-uptime", help="a run shorter than this is unstable (1s)")
@@ -480,6 +500,13 @@ def build_parser() -> Parser:
     )
     p.add_argument("file", metavar="FILE", help="a .json, .yaml, .yml or .toml file")
     p.add_argument("--env-name", metavar="PROFILE", help="check with this env_PROFILE applied")
+
+    p = command(
+        "monit", cmd_monit, "live full-screen monitor (q quits, arrows select)", json_flag=False
+    )
+    p.add_argument(
+        "-i", "--interval", type=float, default=1.0, help="seconds between refreshes (1)"
+    )
 
     p = command("scale", cmd_scale, "change the number of instances of a cluster")
     p.add_argument("name", metavar="NAME", help="the cluster's name")
