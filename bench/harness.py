@@ -89,7 +89,8 @@ class Row:
 def fmt_stats(stats: Stats | None, unit: str) -> str:
     if stats is None:
         return "—"
-    return f"{stats.median:.1f} {unit} ({stats.min:.1f}\N{EN DASH}{stats.max:.1f})"
+    d = 2 if max(abs(stats.min), abs(stats.max)) < 1 else 1  # small figures keep 2 decimals
+    return f"{stats.median:.{d}f} {unit} ({stats.min:.{d}f}\N{EN DASH}{stats.max:.{d}f})"
 
 
 def fmt_ratio(ratio: float | None) -> str:

@@ -49,6 +49,7 @@ UNSUPPORTED_PM2 = {
     "treekill": "stop always ends the whole process tree",
     "autostart": "every app of the file is started",
 }
+PROFILE_KEY = re.compile(r"^env_(?!file$)[A-Za-z0-9_.-]+$")
 ALIASES = {
     "exec_interpreter": "interpreter",
     "error": "error_file",
@@ -151,25 +152,68 @@ def read_document(path: Path) -> Any:
             [Problem(shown, None, None, None, "not UTF-8 text: expected a text file")]
         ) from None
     kind = FORMATS[suffix]
+
+    def refuse(reason: str) -> EcosystemError:
+        return EcosystemError(
+            [Problem(shown, None, None, None, f"not valid {kind.upper()}: {reason}")]
+        )
+
     try:
         if kind == "json":
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_no_duplicate_keys)
         if kind == "toml":
             return tomllib.loads(text)
         import yaml
 
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.load(text, Loader=_yaml_loader())
+    except RecursionError:
+        raise refuse("nested too deeply") from None
+    except DuplicateKey as exc:
+        raise refuse(f"the key {exc.key!r} appears twice in one object") from None
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise EcosystemError(
-            [Problem(shown, None, None, None, f"not valid {kind.upper()}: {exc}")]
-        ) from None
+        reason = str(exc)
+        if "digits" in reason and "int" in reason:
+            reason = "a number has too many digits"
+        raise refuse(reason[:200]) from None
     except Exception as exc:  # yaml.YAMLError and its kin
         if type(exc).__module__.startswith("yaml"):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise EcosystemError(
-                [Problem(shown, None, None, None, f"not valid YAML: {first}")]
-            ) from None
+            raise refuse(first[:200]) from None
         raise
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key: object) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = str(key)[:40]
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _yaml_loader() -> Any:
+    """PyYAML's safe loader (the C one where built) refusing duplicate keys."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc,valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise DuplicateKey(key)
+                seen.add(key) if isinstance(key, str | int | float | bool) else None
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
 
 
 def load(
@@ -223,14 +267,28 @@ def load(
     result: list[App] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(apps):
-        app, app_problems = _check_app(shown, index, item, base_dir, env_name, overrides or {})
+        # With --name, flags apply to the app asked for, not to its neighbours.
+        applies = only is None or _app_name(item) == only
+        app, app_problems = _check_app(
+            shown, index, item, base_dir, env_name, (overrides or {}) if applies else {}
+        )
         problems += app_problems
         name = app.spec.name if app is not None else _app_name(item)
         if name is not None:
-            if name in seen:
-                message = f"duplicate name: apps[{seen[name]}] is also {name!r}"
+            count = app.spec.instances if app is not None else 1
+            # A cluster takes its name and name-0 ... name-(N-1).
+            taken = [name] + ([f"{name}-{i}" for i in range(count)] if count > 1 else [])
+            clash = next((n for n in taken if n in seen), None)
+            if clash is not None:
+                other = seen[clash]
+                message = (
+                    f"duplicate name: apps[{other}] is also {clash!r}"
+                    if clash == name
+                    else f"the name {clash!r} is also used by apps[{other}]"
+                )
                 problems.append(Problem(shown, index, name, "name", message))
-            seen.setdefault(name, index)
+            for n in taken:
+                seen.setdefault(n, index)
         if app is not None:
             result.append(app)
     if problems:
@@ -245,11 +303,25 @@ def load(
                         None,
                         None,
                         None,
-                        f"no app named {only!r}: the file has " + ", ".join(sorted(seen)),
+                        f"no app named {only[:64]!r}: the file has " + ", ".join(sorted(seen)),
                     )
                 ]
             )
     return result
+
+
+def app_names(path: Path) -> list[str]:
+    """The app names of a file, read leniently (for stop, restart, reload, delete): no
+    profile, no validation beyond what finding the names needs."""
+    document = read_document(path)
+    apps = document.get("apps") if isinstance(document, Mapping) else None
+    names = [_app_name(item) for item in apps] if isinstance(apps, list) else []
+    found = [n for n in names if n]
+    if not found:
+        raise EcosystemError(
+            [Problem(str(path), None, None, "apps", "no app names found in the file")]
+        )
+    return found
 
 
 def _app_name(item: Any) -> str | None:
@@ -286,7 +358,7 @@ def _check_app(
         key = str(key)
         if key in ALIASES:
             key = ALIASES[key]
-        if key.startswith("env_") and key != "env_file":
+        if PROFILE_KEY.fullmatch(key):
             profiles[key[4:]] = value
             continue
         if key in UNSUPPORTED_PM2:
@@ -300,15 +372,14 @@ def _check_app(
         if not isinstance(block, Mapping):
             problem(f"env_{profile_name}", "expected an object of environment variables")
     profile = profiles.get(env_name) if env_name is not None else None
-    if isinstance(profile, Mapping):
-        merged = dict(raw.get("env") or {}) if isinstance(raw.get("env"), Mapping) else {}
-        merged.update(profile)
-        raw["env"] = merged
+    env_value = raw.get("env", {})
+    if isinstance(profile, Mapping) and isinstance(env_value, Mapping):
+        raw["env"] = {**env_value, **profile}
     for key, value in overrides.items():
-        if key == "env" and isinstance(raw.get("env"), Mapping):
-            raw["env"] = {**raw["env"], **value}  # -e values beat the file's
-        else:
+        if key != "env":
             raw[key] = value
+        elif isinstance(raw.get("env", {}), Mapping):
+            raw["env"] = {**raw.get("env", {}), **value}  # -e values beat the file's
     if "script" not in raw:
         problem("script", "missing: the program or file to run")
     for key, value in fold_health(raw).items():

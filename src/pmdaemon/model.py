@@ -9,6 +9,7 @@ from enum import StrEnum
 import msgspec
 
 from pmdaemon.errors import InvalidInput
+from pmdaemon.units import shown
 
 
 class ProcessState(StrEnum):
@@ -51,11 +52,11 @@ NAME_FORMS = (
 
 def validate_name(name: object) -> str:
     if not isinstance(name, str):
-        raise InvalidInput(f"invalid name {name!r}: expected {NAME_FORMS}", {"field": "name"})
+        raise InvalidInput(f"invalid name {shown(name)}: expected {NAME_FORMS}", {"field": "name"})
     if NAME_PATTERN.fullmatch(name) is None or name.isdigit() or name == "all":
-        shown = name if len(name) <= 40 else name[:37] + "..."
         raise InvalidInput(
-            f"invalid name {shown!r}: expected {NAME_FORMS}", {"field": "name", "value": shown}
+            f"invalid name {shown(name)}: expected {NAME_FORMS}",
+            {"field": "name", "value": shown(name)},
         )
     return name
 

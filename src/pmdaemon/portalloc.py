@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import psutil
 
@@ -53,10 +53,15 @@ def holder(port: int) -> str:
 
 
 def assign(
-    spec: PortSpec, count: int, managed: Mapping[int, str], field: str = "port"
+    spec: PortSpec,
+    count: int,
+    managed: Mapping[int, str],
+    field: str = "port",
+    own: Collection[int] = (),
 ) -> list[int]:
     """Ports for ``count`` instances under ``spec``. ``managed`` maps ports held by other
-    managed processes to their names. Raises before anything is taken."""
+    managed processes to their names; ``own`` are ports the processes being changed hold
+    themselves (free for them, whatever the host says). Raises before anything is taken."""
     if spec.kind == PortKind.SINGLE:
         if count > 1:
             raise InvalidInput(
@@ -79,7 +84,7 @@ def assign(
         for port in range(spec.first, spec.last + 1):
             if len(ports) == count:
                 break
-            if port not in managed and free_on_host(port):
+            if port not in managed and (port in own or free_on_host(port)):
                 ports.append(port)
         if len(ports) < count:
             raise PortConflict(
@@ -94,7 +99,7 @@ def assign(
                 f"port {port} is held by process {managed[port]!r}",
                 {"port": port, "holder": managed[port]},
             )
-        if not free_on_host(port):
+        if port not in own and not free_on_host(port):
             raise PortConflict(
                 f"port {port} is in use by {holder(port)}", {"port": port, "holder": holder(port)}
             )

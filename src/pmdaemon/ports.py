@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pmdaemon.errors import InvalidInput
+from pmdaemon.units import shown
 
 PORT_FORMS = (
     'a port from 1 to 65535 (3000), a range ("3000-3003") or an automatic range ("auto:5000-5100")'
@@ -35,6 +36,8 @@ class PortSpec:
 
 def parse_port_spec(value: object, field: str = "port") -> PortSpec:
     """Parse a port spec; raise InvalidInput naming ``field``, the value and the forms."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**31:
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return PortSpec(PortKind.SINGLE, _port(value, value, field), value)
     if isinstance(value, str):
@@ -60,5 +63,4 @@ def _port(port: int, value: object, field: str) -> int:
 
 
 def _bad(field: str, value: object, forms: str) -> InvalidInput:
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    return InvalidInput(f"invalid {field} {shown}: expected {forms}", {"field": field})
+    return InvalidInput(f"invalid {field} {shown(value)}: expected {forms}", {"field": field})

@@ -9,20 +9,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pmdaemon.config import ALIASES, PROFILE_KEY
 from pmdaemon.specs import ENV_SCHEMA, FIELDS
 
 PACKAGED = Path(__file__).with_name("ecosystem.schema.json")
 
 
 def ecosystem_schema() -> dict[str, Any]:
-    properties = {
-        name: {**field.schema, "description": field.doc} for name, field in FIELDS.items()
-    }
+    properties: dict[str, Any] = {}
+    for name, field in FIELDS.items():
+        schema = field.schema
+        if getattr(field.parse, "nullable", False):
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        properties[name] = {**schema, "description": field.doc}
+    for alias, target in ALIASES.items():
+        properties[alias] = {**properties[target], "description": f"PM2 spelling of {target}"}
     app = {
         "type": "object",
         "required": ["script"],
         "properties": properties,
-        "patternProperties": {"^env_(?!file$)[A-Za-z0-9_.-]+$": ENV_SCHEMA},
+        "patternProperties": {PROFILE_KEY.pattern: ENV_SCHEMA},
         "additionalProperties": False,
     }
     return {
@@ -33,7 +39,10 @@ def ecosystem_schema() -> dict[str, Any]:
         "env_<profile> blocks are applied with --env-name PROFILE.",
         "type": "object",
         "required": ["apps"],
-        "properties": {"apps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/app"}}},
+        "properties": {
+            "apps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/app"}},
+            "deploy": {"type": "object", "description": "PM2 deploy settings (not read)"},
+        },
         "additionalProperties": False,
         "$defs": {"app": app},
     }

@@ -4,6 +4,7 @@ validated ProcessSpec. Every field's syntax is checked here and only here."""
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ import msgspec
 from pmdaemon.errors import InvalidInput
 from pmdaemon.model import HealthCheck, ProcessSpec, validate_name
 from pmdaemon.ports import PortKind, parse_port_spec
-from pmdaemon.units import parse_duration, parse_size
+from pmdaemon.units import parse_duration, parse_size, shown
 
 MAX_STRING = 4096
 MAX_ARGS = 1024
@@ -43,15 +44,18 @@ def _bool(field: str, value: Any) -> bool:
         return value
     if isinstance(value, str) and value.lower() in {"true", "false"}:
         return value.lower() == "true"
-    raise InvalidInput(f"invalid {field} {value!r}: expected true or false", {"field": field})
+    raise InvalidInput(f"invalid {field} {shown(value)}: expected true or false", {"field": field})
 
 
 def _count(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)  # 2.0 in a YAML or JSON file is 2
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(
-            f"invalid {field} {value!r}: expected an integer from {low} to {high}", {"field": field}
+            f"invalid {field} {shown(value)}: expected an integer from {low} to {high}",
+            {"field": field},
         )
     return value
 
@@ -69,7 +73,8 @@ def _args(field: str, value: Any) -> tuple[str, ...]:
             f"invalid {field}: expected a list of at most {MAX_ARGS} strings", {"field": field}
         )
     return tuple(
-        _string(field, str(v) if isinstance(v, int | float) else v, allow_empty=True) for v in value
+        _string(field, scalar_text(field, v) if v is not None else v, allow_empty=True)
+        for v in value
     )
 
 
@@ -82,15 +87,10 @@ def _env(field: str, value: Any) -> dict[str, str]:
     for key, raw in value.items():
         if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
             raise InvalidInput(
-                f"invalid {field}: variable name {key!r} must be non-empty without '=' or NUL",
+                f"invalid {field}: variable name {shown(key)} must be non-empty without '=' or NUL",
                 {"field": field},
             )
-        if isinstance(raw, bool):
-            raw = "true" if raw else "false"
-        elif isinstance(raw, int | float):
-            raw = str(raw)
-        elif raw is None:
-            raw = ""
+        raw = scalar_text(f"{field}.{key[:64]}", raw)
         env[key] = _string(f"{field}.{key[:64]}", raw, allow_empty=True, limit=MAX_ENV_VALUE)
     return env
 
@@ -98,6 +98,29 @@ def _env(field: str, value: Any) -> dict[str, str]:
 def validate_env(value: Any, what: str) -> dict[str, str]:
     """An environment as the kernel accepts it: names without '=' or NUL, values without NUL."""
     return _env(what, value)
+
+
+def scalar_text(field: str, value: Any) -> str:
+    """A scalar as the environment or argv writes it: booleans as true/false, numbers as
+    written (finite only), strings as they are."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(
+                f"invalid {field} {shown(value)}: expected a finite number", {"field": field}
+            )
+        return repr(value)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(
+            f"invalid {field}: expected a string or number, got {type(value).__name__}",
+            {"field": field},
+        )
+    return value
 
 
 def _signal_name(field: str, value: Any) -> str:
@@ -113,7 +136,7 @@ def _signal_name(field: str, value: Any) -> str:
         if name in signal.Signals.__members__:
             return name
     raise InvalidInput(
-        f"invalid {field} {value!r}: expected a signal name such as SIGTERM, SIGINT or SIGQUIT",
+        f"invalid {field} {shown(value)}: expected a signal name such as SIGTERM or SIGINT",
         {"field": field},
     )
 
@@ -146,13 +169,13 @@ def check_instance_ports(instances: int, port: int | str | None, field: str = "p
     spec = parse_port_spec(port, field)
     if spec.kind == PortKind.SINGLE and instances > 1:
         raise InvalidInput(
-            f"invalid {field} {port!r}: {instances} instances cannot share one port; give a "
+            f"invalid {field} {shown(port)}: {instances} instances cannot share one port; give a "
             f'range such as "{spec.first}-{spec.first + instances - 1}"',
             {"field": field},
         )
     if spec.kind == PortKind.RANGE and spec.last - spec.first + 1 < instances:
         raise InvalidInput(
-            f"invalid {field} {port!r}: {spec.last - spec.first + 1} port(s) for {instances} "
+            f"invalid {field} {shown(port)}: {spec.last - spec.first + 1} port(s) for {instances} "
             f'instances; give at least "{spec.first}-{spec.first + instances - 1}"',
             {"field": field},
         )
@@ -162,6 +185,7 @@ def _optional(parse: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     def parser(field: str, value: Any) -> Any:
         return None if value is None else parse(field, value)
 
+    parser.nullable = True  # type: ignore[attr-defined]  # the schema allows null
     return parser
 
 
@@ -174,7 +198,7 @@ def _instances(field: str, value: Any) -> int:
         return os.cpu_count() or 1
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         raise InvalidInput(
-            f'invalid {field} {value!r}: expected a number from 1 to 1024, or "max"',
+            f'invalid {field} {shown(value)}: expected a number from 1 to 1024, or "max"',
             {"field": field},
         )
     return _count(field, value, 1, 1024)
@@ -203,7 +227,8 @@ def _health_check(field: str, value: Any) -> HealthCheck:
     )
     if kind not in ("http", "script"):
         raise InvalidInput(
-            f"invalid {field}.type {kind!r}: expected http or script", {"field": f"{field}.type"}
+            f"invalid {field}.type {shown(kind)}: expected http or script",
+            {"field": f"{field}.type"},
         )
     target = value.get("url" if kind == "http" else "script")
     if not isinstance(target, str) or not target.strip():
@@ -213,7 +238,7 @@ def _health_check(field: str, value: Any) -> HealthCheck:
         )
     if kind == "http" and not target.startswith(("http://", "https://")):
         raise InvalidInput(
-            f"invalid {field}.url {target[:60]!r}: expected an http:// or https:// URL",
+            f"invalid {field}.url {shown(target)}: expected an http:// or https:// URL",
             {"field": f"{field}.url"},
         )
     check = (
@@ -248,24 +273,44 @@ class Field:
 DURATION_SCHEMA = {
     "anyOf": [
         {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)(ms|s|m|h)?\s*$"},
-        {"type": "number", "minimum": 0},
+        {"type": "number", "minimum": 0, "maximum": 366 * 24 * 3600 * 1000},
     ]
 }
 SIZE_SCHEMA = {
     "anyOf": [
         {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)([kKmMgGtT]([iI]?[bB])?|[bB])?\s*$"},
-        {"type": "integer", "minimum": 1},
+        {"type": "integer", "minimum": 1, "maximum": 2**62},
     ]
 }
 PORT_SCHEMA = {
     "anyOf": [
         {"type": "integer", "minimum": 1, "maximum": 65535},
-        {"type": "string", "pattern": r"^\s*(auto:)?\d{1,5}(-\d{1,5})?\s*$"},
+        {
+            "type": "string",
+            "pattern": r"^\s*(auto:)?[1-9]\d{0,4}-[1-9]\d{0,4}\s*$|^\s*[1-9]\d{0,4}\s*$",
+        },
     ]
 }
-NAME_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"}
-STRING = {"type": "string", "minLength": 1}
-BOOL = {"type": "boolean"}
+NAME_SCHEMA = {
+    "type": "string",
+    "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
+    "not": {"anyOf": [{"const": "all"}, {"pattern": r"^[0-9]+$"}]},
+}
+STRING = {"type": "string", "pattern": r"\S"}
+BOOL = {
+    "anyOf": [{"type": "boolean"}, {"enum": ["true", "false", "True", "False", "TRUE", "FALSE"]}]
+}
+
+
+def count_schema(low: int, high: int) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "integer", "minimum": low, "maximum": high},
+            {"type": "string", "pattern": r"^\s*[0-9]+\s*$"},
+        ]
+    }
+
+
 ENV_SCHEMA = {
     "type": "object",
     "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
@@ -279,9 +324,20 @@ HEALTH_SCHEMA = {
         "script": STRING,
         "timeout": DURATION_SCHEMA,
         "interval": DURATION_SCHEMA,
-        "retries": {"type": "integer", "minimum": 1},
+        "retries": {"type": "integer", "minimum": 1, "maximum": 1000},
         "enabled": BOOL,
     },
+    "anyOf": [{"required": ["url"]}, {"required": ["script"]}],
+    "allOf": [
+        {
+            "if": {"required": ["type"], "properties": {"type": {"const": "http"}}},
+            "then": {"required": ["url"], "properties": {"url": {"pattern": "^https?://"}}},
+        },
+        {
+            "if": {"required": ["type"], "properties": {"type": {"const": "script"}}},
+            "then": {"required": ["script"]},
+        },
+    ],
 }
 
 FIELDS: dict[str, Field] = {
@@ -291,7 +347,12 @@ FIELDS: dict[str, Field] = {
     "script": Field(_string, STRING, "program on PATH, file, or a command line to split"),
     "args": Field(
         _args,
-        {"anyOf": [{"type": "array", "items": {"type": ["string", "number"]}}, {"type": "string"}]},
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
+                {"type": "string"},
+            ]
+        },
         "arguments",
     ),
     "interpreter": Field(_optional(_string), STRING, "program to run the script with"),
@@ -305,7 +366,7 @@ FIELDS: dict[str, Field] = {
     ),
     "instances": Field(
         _instances,
-        {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1024}, {"const": "max"}]},
+        {"anyOf": [count_schema(1, 1024), {"const": "max"}]},
         "number of instances or max",
     ),
     "port": Field(
@@ -316,7 +377,7 @@ FIELDS: dict[str, Field] = {
     "autorestart": Field(_bool, BOOL, "restart when it exits"),
     "max_restarts": Field(
         lambda f, v: _count(f, v, 0, 1_000_000),
-        {"type": "integer", "minimum": 0},
+        count_schema(0, 1_000_000),
         "unstable restarts before errored",
     ),
     "min_uptime": Field(_duration, DURATION_SCHEMA, "a shorter run is unstable"),
@@ -330,7 +391,7 @@ FIELDS: dict[str, Field] = {
             "anyOf": [
                 {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
                 {"type": "integer", "minimum": 0, "maximum": 255},
-                {"type": "string"},
+                {"type": "string", "pattern": r"^\s*\d{1,3}\s*(,\s*\d{1,3}\s*)*,?\s*$"},
             ]
         },
         "exit codes that are not restarted",
@@ -350,7 +411,7 @@ FIELDS: dict[str, Field] = {
     "max_log_size": Field(_size, SIZE_SCHEMA, "rotate a log file at this size"),
     "max_log_files": Field(
         lambda f, v: _count(f, v, 1, 1000),
-        {"type": "integer", "minimum": 1, "maximum": 1000},
+        count_schema(1, 1000),
         "rotated files kept",
     ),
 }
@@ -438,7 +499,14 @@ def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
         values["name"] = validate_name(default_name(values["script"]))
     cwd = values.get("cwd", default_cwd)
     values["cwd"] = os.path.normpath(os.path.join(default_cwd, os.path.expanduser(cwd)))
-    check_instance_ports(values.get("instances", 1), values.get("port"))
+    instances = values.get("instances", 1)
+    if instances > 1 and len(values["name"]) + 1 + len(str(instances - 1)) > 64:
+        raise InvalidInput(
+            f"invalid name {shown(values['name'])}: with {instances} instances the names "
+            f"{values['name']}-0 ... would be longer than 64 characters",
+            {"field": "name"},
+        )
+    check_instance_ports(instances, values.get("port"))
     return ProcessSpec(**values)
 
 

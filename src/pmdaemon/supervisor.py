@@ -5,11 +5,12 @@ after every change. It knows nothing of HTTP or the CLI."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -20,7 +21,6 @@ from pmdaemon.errors import (
     InvalidInput,
     OperationFailed,
     PmdError,
-    PortConflict,
     ProcessExists,
     ProcessNotFound,
 )
@@ -38,6 +38,19 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
+def instance_spec(spec: ProcessSpec, name: str, index: int, count: int) -> ProcessSpec:
+    """The spec of instance ``index``: its own name, and its own log files when the app
+    names them (app.log → app-0.log), so instances never share a log."""
+    changes: dict[str, Any] = {"name": name}
+    if count > 1:
+        for key in ("out_file", "error_file"):
+            path = getattr(spec, key)
+            if path:
+                stem, ext = os.path.splitext(path)
+                changes[key] = f"{stem}-{index}{ext}"
+    return msgspec.structs.replace(spec, **changes)
+
+
 class Supervisor:
     def __init__(
         self, home: Home, store: Store, bus: EventBus, *, metrics_interval: float = 1.0
@@ -53,6 +66,8 @@ class Supervisor:
         self._loaded_pids: dict[int, tuple[int | None, int | None, float | None]] = {}
         self.closing = False  # set at shutdown: nothing new may start
         self._memory_restarts: set[int] = set()
+        self._pending_ports: dict[int, str] = {}  # override ports held during an operation
+        self._app_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- persistence ----------------------------------------------------------------------
@@ -128,7 +143,7 @@ class Supervisor:
     def held_ports(self, exclude: Iterable[ManagedProcess] = ()) -> dict[int, str]:
         """Ports reserved by managed processes (assigned or overridden), and by whom."""
         skip = {p.id for p in exclude}
-        held: dict[int, str] = {}
+        held: dict[int, str] = dict(self._pending_ports)
         for proc in self.processes.values():
             if proc.id in skip:
                 continue
@@ -140,20 +155,27 @@ class Supervisor:
     # -- operations -----------------------------------------------------------------------
 
     def _plan(
-        self, spec: ProcessSpec, base_env: Mapping[str, str], held: dict[int, str]
+        self,
+        spec: ProcessSpec,
+        base_env: Mapping[str, str],
+        held: dict[int, str],
+        planned: set[str] | None = None,
     ) -> list[ProcessRecord]:
         """The records of an app's instances, with their ports, before anything starts.
-        Raises ProcessExists or PortConflict; ``held`` gains the ports taken."""
+        Raises ProcessExists or PortConflict; ``held`` gains the ports taken and
+        ``planned`` the names (for several apps planned together)."""
+        planned = planned if planned is not None else set()
         count = spec.instances
         names = [spec.name] if count == 1 else [f"{spec.name}-{i}" for i in range(count)]
-        for name in [spec.name, *names]:
+        for name in dict.fromkeys([spec.name, *names]):
             existing = self.by_name(name)
-            if existing is not None:
+            if existing is not None or name in planned:
+                where = f" (id {existing.id})" if existing is not None else " by another app"
                 raise ProcessExists(
-                    f"a process named {name!r} already exists (id {existing.id}); "
-                    "restart it, or delete it first",
-                    {"name": name, "id": existing.id},
+                    f"the name {name!r} is already taken{where}; restart it, or delete it first",
+                    {"name": name},
                 )
+        planned.update([spec.name, *names])
         ports: list[int | None] = [None] * count
         if spec.port is not None:
             ports = list(portalloc.assign(parse_port_spec(spec.port), count, held))
@@ -164,7 +186,7 @@ class Supervisor:
         return [
             ProcessRecord(
                 id=-1,
-                spec=msgspec.structs.replace(spec, name=name),
+                spec=instance_spec(spec, name, i, count),
                 base_env=dict(base_env),
                 desired=Desired.RUNNING,
                 created_at=now,
@@ -185,19 +207,21 @@ class Supervisor:
             procs.append(proc)
         return procs
 
-    async def _start_app(self, procs: list[ManagedProcess]) -> None:
+    async def _start_app(self, procs: list[ManagedProcess], *, fresh: bool = True) -> None:
         """Start an app's instances. A single process that cannot spawn stays as errored
-        (with the reason); a cluster is all or nothing: on any failure every instance is
-        stopped and removed, and the error raised."""
-        if len(procs) == 1 and procs[0].group is None:
-            await procs[0].start()
+        (with the reason). A cluster registered by this request is all or nothing: on any
+        failure its records are dropped (and saved) first, then every instance is stopped,
+        and the error raised. Instances that existed before are never removed here."""
+        if not fresh or (len(procs) == 1 and procs[0].group is None):
+            await self.each(procs, lambda p: p.start())
             return
         try:
             await self.each(procs, lambda p: p.start())
         except PmdError:
-            await asyncio.gather(*(p.delete() for p in procs), return_exceptions=True)
             for proc in procs:
                 self.processes.pop(proc.id, None)
+            self.save()  # a daemon killed during the clean-up leaves no half cluster
+            await asyncio.gather(*(p.delete() for p in procs), return_exceptions=True)
             raise
 
     async def create(
@@ -237,10 +261,11 @@ class Supervisor:
         if duplicate is not None:
             raise InvalidInput(f"duplicate name {duplicate!r} among the apps")
         held = self.held_ports()
+        planned: set[str] = set()
         plans: list[list[ProcessRecord] | None] = []
-        for spec in specs:  # every port is reserved before anything is registered
+        for spec in specs:  # every name and port is reserved before anything is registered
             exists = self.by_name(spec.name) is not None
-            plans.append(None if exists else self._plan(spec, base_env, held))
+            plans.append(None if exists else self._plan(spec, base_env, held, planned))
         apps: list[list[ManagedProcess]] = [
             self.resolve(spec.name) if plan is None else self._register(plan)
             for spec, plan in zip(specs, plans, strict=True)
@@ -248,14 +273,17 @@ class Supervisor:
         self.save()
         failures: list[tuple[str, str]] = []
 
-        async def start(name: str, procs: list[ManagedProcess]) -> None:
+        async def start(name: str, procs: list[ManagedProcess], fresh: bool) -> None:
             try:
-                await self._start_app(procs)
+                await self._start_app(procs, fresh=fresh)
             except PmdError as exc:
                 failures.append((name, exc.message))
 
         await asyncio.gather(
-            *(start(spec.name, procs) for spec, procs in zip(specs, apps, strict=True))
+            *(
+                start(spec.name, procs, plan is not None)
+                for spec, procs, plan in zip(specs, apps, plans, strict=True)
+            )
         )
         self.save()
         self.sample(cpu=False)
@@ -290,29 +318,36 @@ class Supervisor:
         return procs
 
     def _override_ports(
-        self, procs: list[ManagedProcess], port: int | str | None, ident: str
+        self, procs: list[ManagedProcess], port: int | str | None
     ) -> list[int | None]:
-        """Ports for a runtime override of ``procs`` (instance i of a range gets first+i)."""
+        """Ports for a runtime override of ``procs``: instance i of a range gets its i-th
+        port. Ports of other managed processes are refused; ports the targets hold now
+        count as free; every other port must be free on the host."""
         if port is None:
             return [None] * len(procs)
-        spec = parse_port_spec(port)
-        if spec.kind == PortKind.RANGE and len(procs) > 1:
-            # Instance i of the override keeps its position in the cluster.
-            ports = [spec.first + i for i in range(len(procs))]
-            if ports[-1] > spec.last:
-                raise InvalidInput(
-                    f"invalid port {port!r}: {spec.last - spec.first + 1} "
-                    f"port(s) for the {len(procs)} processes of {ident!r}",
-                    {"field": "port"},
-                )
-            held = self.held_ports(exclude=procs)
-            for p in ports:
-                if p in held:
-                    raise PortConflict(
-                        f"port {p} is held by process {held[p]!r}", {"port": p, "holder": held[p]}
-                    )
-            return list(ports)
-        return list(portalloc.assign(spec, len(procs), self.held_ports(exclude=procs)))
+        own = {p.port for p in procs if p.port is not None}
+        return list(
+            portalloc.assign(
+                parse_port_spec(port), len(procs), self.held_ports(exclude=procs), own=own
+            )
+        )
+
+    @contextlib.contextmanager
+    def _reserving(self, procs: list[ManagedProcess], ports: list[int | None]) -> Iterator[None]:
+        """Hold override ports for the whole operation, so nothing else is given them
+        while the processes restart one by one."""
+        taken = {pt: p.spec.name for p, pt in zip(procs, ports, strict=True) if pt is not None}
+        self._pending_ports.update(taken)
+        try:
+            yield
+        finally:
+            for pt in taken:
+                self._pending_ports.pop(pt, None)
+
+    def _lock_for(self, procs: list[ManagedProcess]) -> asyncio.Lock:
+        """One lock per app (cluster group or single process) for multi-step operations."""
+        key = procs[0].group or procs[0].spec.name if procs else ""
+        return self._app_locks.setdefault(key, asyncio.Lock())
 
     async def restart(
         self,
@@ -325,100 +360,120 @@ class Supervisor:
         if env is not None:
             env = validate_env(env, "the environment")
         procs = self.resolve(ident)
-        ports = self._override_ports(procs, port, ident)
-        await asyncio.gather(
-            *(p.restart(reason, env, pt) for p, pt in zip(procs, ports, strict=True)),
-            return_exceptions=False,
-        )
-        self.save()
-        self.sample(cpu=False)
+        ports = self._override_ports(procs, port)
+        port_of = {p.id: pt for p, pt in zip(procs, ports, strict=True)}
+        with self._reserving(procs, ports):
+            await self.each(procs, lambda p: p.restart(reason, env, port_of[p.id]))
         return procs
 
     async def reload(self, ident: str, port: int | str | None = None) -> list[ManagedProcess]:
         """A rolling restart: one instance at a time, the next only once the previous new
         one is ready (it stays up for min_uptime). Stops at the first that is not ready:
-        those not yet reloaded keep running, and OperationFailed says why."""
+        those not yet reloaded keep running, and OperationFailed says why. A single
+        process is simply restarted."""
         self._refuse_if_closing()
         procs = self.resolve(ident)
-        ports = self._override_ports(procs, port, ident)
-        for index, (proc, pt) in enumerate(zip(procs, ports, strict=True)):
-            await proc.restart("reload", None, pt)
-            self.save()
-            problem = await proc.wait_stable(proc.spec.min_uptime)
-            if problem is not None:
-                left = [p.spec.name for p in procs[index + 1 :]]
-                rest = f"; not reloaded, still running: {', '.join(left)}" if left else ""
-                raise OperationFailed(
-                    f"reload stopped: {problem}{rest}",
-                    {"failed": proc.spec.name, "not_reloaded": left},
-                )
+        if len(procs) == 1 and procs[0].group is None:
+            return await self.restart(ident, None, port, reason="reload")
+        async with self._lock_for(procs):
+            ports = self._override_ports(procs, port)
+            with self._reserving(procs, ports):
+                for index, (proc, pt) in enumerate(zip(procs, ports, strict=True)):
+                    left = [p.spec.name for p in procs[index + 1 :]]
+                    rest = f"; not reloaded, still running: {', '.join(left)}" if left else ""
+                    try:
+                        await proc.restart("reload", None, pt)
+                    except PmdError as exc:
+                        raise OperationFailed(
+                            f"reload stopped: {exc.message}{rest}",
+                            {"failed": proc.spec.name, "not_reloaded": left},
+                        ) from None
+                    finally:
+                        self.save()
+                    problem = await proc.wait_stable(proc.spec.min_uptime)
+                    if problem is not None:
+                        raise OperationFailed(
+                            f"reload stopped: {problem}{rest}",
+                            {"failed": proc.spec.name, "not_reloaded": left},
+                        )
         return procs
 
     async def scale(self, ident: str, count: int) -> list[ManagedProcess]:
-        """Add or remove instances of a cluster, following its port spec."""
+        """Add or remove instances of a cluster (named by its group name), following its
+        port spec; new instances take the lowest free instance numbers."""
         self._refuse_if_closing()
         if not 1 <= count <= 1024:
             raise InvalidInput(f"invalid instance count {count}: expected 1 to 1024")
         procs = self.resolve(ident)
         group = procs[0].group
-        if group is None or any(p.group != group for p in procs):
+        if group is None or group != ident:
             raise InvalidInput(
-                f"{ident!r} is not a cluster: scale works on apps started with several "
-                "instances (-i N or instances in a file)"
+                f"{ident!r} is not a cluster's name: scale works on apps started with several "
+                "instances (-i N, or instances in a file), named by the app's name"
             )
-        procs.sort(key=lambda p: p.instance)
-        if count < len(procs):
-            for proc in reversed(procs[count:]):
-                await proc.delete()
-                self.processes.pop(proc.id, None)
-                self.bus.publish("process_deleted", {"id": proc.id, "name": proc.spec.name})
-        elif count > len(procs):
-            first = procs[0]
-            new_indexes = range(procs[-1].instance + 1, procs[-1].instance + 1 + count - len(procs))
-            ports: list[int | None] = [None] * len(new_indexes)
-            spec = first.spec
-            if spec.port is not None:
-                port_spec = parse_port_spec(spec.port)
-                held = self.held_ports()
-                if port_spec.kind == PortKind.AUTO:
-                    ports = list(portalloc.assign(port_spec, len(new_indexes), held))
-                else:
-                    wanted = [port_spec.first + i for i in new_indexes]
-                    if port_spec.kind == PortKind.SINGLE or wanted[-1] > port_spec.last:
-                        raise InvalidInput(
-                            f"cannot scale {group!r} to {count}: its port {spec.port} has no "
-                            f"room for instance {new_indexes[-1]}",
-                            {"field": "port"},
-                        )
-                    ports = list(
-                        portalloc.assign(
-                            PortSpec(PortKind.RANGE, wanted[0], wanted[-1]), len(wanted), held
-                        )
-                    )
-            names = [f"{group}-{i}" for i in new_indexes]
-            for name in names:
-                if self.by_name(name) is not None:
-                    raise ProcessExists(f"a process named {name!r} already exists", {"name": name})
-            now = time.time()
-            records = [
-                ProcessRecord(
-                    id=-1,
-                    spec=msgspec.structs.replace(spec, name=name),
-                    base_env=dict(first.base_env),
-                    desired=Desired.RUNNING,
-                    created_at=now,
-                    group=group,
-                    instance=i,
-                    assigned_port=pt,
-                )
-                for name, i, pt in zip(names, new_indexes, ports, strict=True)
-            ]
-            await self._start_app(self._register(records))
-        members = [p for p in self.sorted() if p.group == group]
-        for proc in members:
-            proc.spec = msgspec.structs.replace(proc.spec, instances=len(members))
-        self.save()
+        async with self._lock_for(procs):
+            procs = sorted(
+                (p for p in self.processes.values() if p.group == group), key=lambda p: p.instance
+            )
+            if count < len(procs):
+                for proc in reversed(procs[count:]):
+                    await proc.delete()
+                    self.processes.pop(proc.id, None)
+                    self.bus.publish("process_deleted", {"id": proc.id, "name": proc.spec.name})
+            elif count > len(procs):
+                await self._grow(group, procs, count)
+            members = [p for p in self.sorted() if p.group == group]
+            for proc in members:
+                proc.spec = msgspec.structs.replace(proc.spec, instances=len(members))
+            self.save()
         return members
+
+    async def _grow(self, group: str, procs: list[ManagedProcess], count: int) -> None:
+        used = {p.instance for p in procs}
+        indexes = [i for i in range(count + len(procs)) if i not in used][: count - len(procs)]
+        first = procs[0]
+        spec = msgspec.structs.replace(first.spec, name=group)
+        names = [f"{group}-{i}" for i in indexes]
+        if any(len(name) > 64 for name in names):
+            raise InvalidInput(
+                f"cannot scale {group!r} to {count}: instance names would be "
+                "longer than 64 characters"
+            )
+        for name in names:
+            if self.by_name(name) is not None:
+                raise ProcessExists(f"a process named {name!r} already exists", {"name": name})
+        ports: list[int | None] = [None] * len(indexes)
+        if spec.port is not None:
+            port_spec = parse_port_spec(spec.port)
+            held = self.held_ports()
+            if port_spec.kind == PortKind.AUTO:
+                ports = list(portalloc.assign(port_spec, len(indexes), held))
+            else:
+                wanted = [port_spec.first + i for i in indexes]
+                if port_spec.kind == PortKind.SINGLE or wanted[-1] > port_spec.last:
+                    raise InvalidInput(
+                        f"cannot scale {group!r} to {count}: its port {spec.port} has no room "
+                        f"for instance {indexes[-1]}",
+                        {"field": "port"},
+                    )
+                for port in wanted:
+                    portalloc.assign(PortSpec(PortKind.SINGLE, port, port), 1, held)
+                ports = list(wanted)
+        now = time.time()
+        records = [
+            ProcessRecord(
+                id=-1,
+                spec=instance_spec(spec, name, i, 2),
+                base_env=dict(first.base_env),
+                desired=Desired.RUNNING,
+                created_at=now,
+                group=group,
+                instance=i,
+                assigned_port=pt,
+            )
+            for name, i, pt in zip(names, indexes, ports, strict=True)
+        ]
+        await self._start_app(self._register(records))
 
     def counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in ProcessState}

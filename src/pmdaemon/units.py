@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 import time
 
 from pmdaemon.errors import InvalidInput
@@ -47,6 +48,8 @@ def parse_size(value: object, field: str) -> int:
     """Return bytes for ``value`` (a 1024-based size string or a number of bytes)."""
     if isinstance(value, bool):
         raise _bad(field, value, SIZE_FORMS)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e9 in a YAML or JSON file is a whole number of bytes
     if isinstance(value, int):
         size = float(value)
     elif isinstance(value, str):
@@ -104,11 +107,27 @@ def format_bytes(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = 60
+_SHOWN.maxother = 60
+_SHOWN.maxlong = 40
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+_SHOWN.maxlevel = 2
+
+
+def shown(value: object) -> str:
+    """A value as error messages quote it: short whatever its size or depth."""
+    try:
+        return _SHOWN.repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
+
+
 def _bad(field: str, value: object, forms: str) -> InvalidInput:
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    shown_value = shown(value)
     return InvalidInput(
-        f"invalid {field} {shown}: expected {forms}",
-        {"field": field, "value": shown},
+        f"invalid {field} {shown_value}: expected {forms}",
+        {"field": field, "value": shown_value},
     )
 
 

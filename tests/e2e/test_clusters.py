@@ -347,3 +347,165 @@ def test_cluster_bad_ports_over_the_control_socket(pmd: Pmd, body: str) -> None:
         check=True,
     ).stdout
     assert json.loads(out)["code"] == "INVALID_CONFIGURATION"
+
+
+# -- regressions from review -------------------------------------------------------------
+
+
+def test_start_file_never_removes_an_existing_cluster(pmd: Pmd, tmp_path: Path) -> None:
+    first = free_range(2)
+    script = tmp_path / "app.py"
+    shutil.copy(child("http_app.py"), script)
+    path = tmp_path / "eco.json"
+    path.write_text(
+        json.dumps(
+            {
+                "apps": [
+                    {
+                        "name": "web",
+                        "script": str(script),
+                        "interpreter": PY,
+                        "instances": 2,
+                        "port": f"{first}-{first + 1}",
+                    }
+                ]
+            }
+        )
+    )
+    pmd.run("start", str(path))
+    pmd.run("stop", "web-1")
+    script.unlink()  # web-1 cannot start again
+    result = pmd.run("start", str(path), check=False)
+    assert result.returncode == 1
+    assert [p["name"] for p in pmd.list()] == ["web-0", "web-1"]
+    assert pmd.proc("web-0")["status"] == "online"
+
+
+def test_override_ports_are_reserved_for_the_whole_reload(pmd: Pmd) -> None:
+    first = free_range(4)
+    cluster(pmd, "web", 2, f"{first}-{first + 1}", "--min-uptime", "1500ms")
+    reload = threading.Thread(
+        target=pmd.run, args=("reload", "web", "-p", f"{first + 2}-{first + 3}")
+    )
+    reload.start()
+    try:
+        wait_until(lambda: pmd.proc("web-0")["port"] == first + 2, what="reload underway")
+        result = pmd.run(
+            "start",
+            child("http_app.py"),
+            "--interpreter",
+            PY,
+            "-n",
+            "other",
+            "-p",
+            str(first + 3),
+            check=False,
+        )
+    finally:
+        reload.join(timeout=60)
+    assert result.returncode == 1 and "held by process 'web-1'" in result.stderr
+    assert [p["port"] for p in pmd.list()] == [first + 2, first + 3]
+
+
+def test_override_host_checks(pmd: Pmd) -> None:
+    first = free_range(6)
+    cluster(pmd, "web", 2, f"{first}-{first + 1}")
+    foreign = socket.socket()
+    foreign.bind(("127.0.0.1", first + 3))
+    foreign.listen()
+    try:
+        result = pmd.run("restart", "web", "-p", f"{first + 2}-{first + 3}", check=False)
+        assert result.returncode == 1 and "in use by" in result.stderr
+    finally:
+        foreign.close()
+    pmd.start(child("http_app.py"), "--interpreter", PY, "-n", "solo", "-p", str(first + 4))
+    wait_until(lambda: answer(first + 4), what="solo serving")
+    pmd.run("restart", "solo", "-p", str(first + 4))  # its own port is not "in use"
+    pmd.run("reload", "web", "-p", f"auto:{first}-{first + 1}")
+    assert [p["port"] for p in pmd.list()][:2] == [first, first + 1]
+
+
+def test_scale_by_group_fills_gaps_and_refuses_instance_names(pmd: Pmd) -> None:
+    first = free_range(4)
+    cluster(pmd, "s", 4, f"{first}-{first + 3}")
+    result = pmd.run("scale", "s-0", "1", check=False)
+    assert result.returncode == 1 and "not a cluster's name" in result.stderr
+    pmd.run("delete", "s-1")
+    pmd.run("scale", "s", "4")
+    procs = pmd.list()
+    assert sorted(p["name"] for p in procs) == ["s-0", "s-1", "s-2", "s-3"]
+    assert {p["name"]: p["port"] for p in procs}["s-1"] == first + 1
+
+
+def test_cluster_log_files_are_per_instance(pmd: Pmd, tmp_path: Path) -> None:
+    first = free_range(2)
+    cluster(pmd, "web", 2, f"{first}-{first + 1}", "--out-file", str(tmp_path / "lg.log"))
+    info = pmd.json("info", "web")
+    assert [p["logs"]["out"] for p in info] == [
+        str(tmp_path / "lg-0.log"),
+        str(tmp_path / "lg-1.log"),
+    ]
+    wait_until(
+        lambda: (
+            (tmp_path / "lg-1.log").exists() and "listening" in (tmp_path / "lg-1.log").read_text()
+        )
+    )
+
+
+def test_start_usage_errors_change_nothing(pmd: Pmd, tmp_path: Path) -> None:
+    path = tmp_path / "eco.json"
+    path.write_text(
+        json.dumps({"apps": [{"name": "a", "script": child("park.py"), "interpreter": PY}]})
+    )
+    for args in (
+        ["--config", str(path), "start", "./other.py"],
+        ["start", child("park.py"), "--env-name", "prod"],
+        ["start", str(tmp_path / "ecosystm.json")],
+    ):
+        result = pmd.run(*args, check=False)
+        assert result.returncode == 2, (args, result)
+        assert "Traceback" not in result.stderr
+    assert pmd.daemon_pid() is None or pmd.list() == []
+    pmd.env["PMDAEMON_ENV"] = "production"  # stop and delete do not need the profile
+    pmd.env.pop("PMDAEMON_ENV")
+    pmd.run("start", str(path))
+    pmd.env["PMDAEMON_ENV"] = "production"
+    pmd.run("stop", str(path))
+    pmd.run("delete", str(path))
+    assert pmd.list() == []
+
+
+def test_file_message_counts_apps(pmd: Pmd, tmp_path: Path) -> None:
+    first = free_range(5)
+    path = tmp_path / "eco.json"
+    path.write_text(
+        json.dumps(
+            {
+                "apps": [
+                    {
+                        "name": "bad",
+                        "script": child("http_app.py"),
+                        "interpreter": PY,
+                        "instances": 2,
+                        "port": f"{first}-{first + 1}",
+                        "cwd": str(tmp_path / "missing"),
+                    },
+                    {
+                        "name": "good",
+                        "script": child("http_app.py"),
+                        "interpreter": PY,
+                        "instances": 3,
+                        "port": f"{first + 2}-{first + 4}",
+                    },
+                ]
+            }
+        )
+    )
+    result = (
+        pmd.json("start", str(path))
+        if False
+        else pmd.run("start", str(path), "--json", check=False)
+    )
+    body = json.loads(result.stdout)
+    assert result.returncode == 1 and body["message"] == "1 of 2 apps started"
+    assert [p["name"] for p in pmd.list()] == ["good-0", "good-1", "good-2"]

@@ -254,7 +254,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
             return json_response(
                 {
                     "success": not failures,
-                    "message": f"{len(procs) - len(failures)} of {len(procs)} apps started",
+                    "message": f"{len(apps) - len(failures)} of {len(apps)} apps started",
                     "processes": [p.view() for p in procs],
                     "warnings": warnings,
                     "errors": [{"name": n, "message": m} for n, m in failures],

@@ -26,13 +26,15 @@ def start_file(ctx: Context, file: str) -> int:
     a = ctx.args
     overrides = flag_config(a)
     overrides.pop("name", None)  # with a file, --name picks an app
+    if "cwd" in overrides:  # a --cwd typed in the shell is relative to the shell
+        overrides["cwd"] = os.path.abspath(overrides["cwd"])
     apps = config.load(Path(file), env_name=_profile(ctx), overrides=overrides, only=a.name)
     body = {"apps": [app.raw for app in apps], "env": dict(os.environ), "cwd": os.getcwd()}
     return report(ctx, ctx.client().call("POST", "/api/processes", body))
 
 
 def app_names(ctx: Context, file: str) -> list[str]:
-    return [app.spec.name for app in config.load(Path(file), env_name=_profile(ctx))]
+    return config.app_names(Path(file))
 
 
 def validate(ctx: Context) -> int:

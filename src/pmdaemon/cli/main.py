@@ -104,11 +104,21 @@ def flag_config(a: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_start(ctx: Context) -> int:
     a = ctx.args
-    file = a.config or (a.script if a.script and is_ecosystem_name(a.script) else None)
+    if a.config and a.script:
+        raise UsageError(
+            f"start takes either --config FILE or a SCRIPT, not both (got {a.script!r})"
+        )
+    file = a.config or (a.script if a.script and has_ecosystem_suffix(a.script) else None)
     if file is not None:
+        if not os.path.isfile(file):
+            raise UsageError(f"ecosystem file {file!r} not found")
         from pmdaemon.cli.ecosystem import start_file
 
         return start_file(ctx, file)
+    if a.env_name:
+        raise UsageError(
+            "--env-name applies to ecosystem files: give a .json, .yaml, .yml or .toml file"
+        )
     if not a.script:
         raise UsageError("start needs a SCRIPT, an id or name, or an ecosystem file")
     client = ctx.client()
@@ -126,8 +136,12 @@ def cmd_start(ctx: Context) -> int:
     return report(ctx, client.call("POST", "/api/processes", body))
 
 
+def has_ecosystem_suffix(text: str) -> bool:
+    return text.lower().endswith((".json", ".yaml", ".yml", ".toml"))
+
+
 def is_ecosystem_name(text: str) -> bool:
-    return text.lower().endswith((".json", ".yaml", ".yml", ".toml")) and os.path.isfile(text)
+    return has_ecosystem_suffix(text) and os.path.isfile(text)
 
 
 def expand_files(ctx: Context, idents: list[str]) -> list[str]:
