@@ -102,7 +102,7 @@ def test_duplicate_name_is_refused(pmd: Pmd) -> None:
     pmd.start(child("park.py"), "--interpreter", PY, "-n", "one")
     result = pmd.run("start", child("park.py"), "--interpreter", PY, "-n", "one", check=False)
     assert result.returncode == 1
-    assert_one_line_error(result.stderr, "already exists")
+    assert_one_line_error(result.stderr, "already taken")
     assert len(pmd.list()) == 1
 
 

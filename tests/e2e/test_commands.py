@@ -264,6 +264,9 @@ def test_logs_follow_streams_new_lines_and_stops_on_ctrl_c(pmd: Pmd, tmp_path: P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As in a terminal: a runner started in the background may have SIGINT ignored,
+        # and children would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         pid = pmd.proc("p")["pid"]

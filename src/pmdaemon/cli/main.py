@@ -216,8 +216,11 @@ def cmd_monit(ctx: Context) -> int:
         raise UsageError("monit needs a terminal; use `pmdaemon list` in scripts")
     if not 0.2 <= ctx.args.interval <= 3600:
         raise UsageError("--interval must be 0.2 to 3600 seconds")
+    import signal
+
     from pmdaemon.cli.monit import run
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the terminal is restored on exit
     try:
         return run(ctx.client(), ctx.args.interval)
     except KeyboardInterrupt:
@@ -324,6 +327,9 @@ def cmd_logs(ctx: Context) -> int:
         else:
             print_log_entries(ctx, data["logs"], grouped=True)
         return 0
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # end like Ctrl-C: cleanly
     response = client.open("GET", path + "&follow=1", timeout=None)
     if response.status >= 400:
         from pmdaemon.client import error_from
