@@ -22,14 +22,16 @@ from typing import Any
 import harness
 import pm2
 import pmd
-from common import BENCH_DIR, REPO_DIR, ToolMissing, ensure_wrk
+from common import BENCH_DIR, REPO_DIR, ToolMissing, ensure_tmux, ensure_wrk
 from manager import ManagerMissing
 
 SCENARIOS = {
     "list": "list_latency.py",
     "crash": "crash_restart.py",
     "rss": "daemon_rss.py",
+    "cpu": "daemon_cpu.py",
     "rest": "rest_throughput.py",
+    "monit": "monit_cpu.py",
 }
 SCENARIO_TIMEOUT = 900.0  # seconds, each; then SIGTERM (the scenario cleans up), then SIGKILL
 TERM_GRACE = 30.0
@@ -133,6 +135,7 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
         return dict(payloads.get(key, {}).get("notes", {}))
 
     ls, crash, rss, rest = notes("list"), notes("crash"), notes("rss"), notes("rest")
+    cpu, monit = notes("cpu"), notes("monit")
     out = []
     if ls:
         out.append(
@@ -155,6 +158,24 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             f" children), {rss['samples']} readings 0.2 s apart, {rss['settle_s']:g} s after"
             f" the daemon started, then again after {rss['processes']} idle apps are online."
         )
+    if cpu:
+        live = sorted({c for cmds in cpu["live_helpers"].values() for c in cmds})
+        out.append(
+            f"- **daemon CPU**: {cpu['processes']} idle apps in one manager at a time (the"
+            f" other is not running); {cpu['settle_s']:g} s after all are online, the CPU time"
+            " (user + system, all threads) of the daemon process alone, PM2's God daemon, is"
+            f" read from /proc at the start, middle and end of {cpu['duration_s']:g} s of wall"
+            " time: percent of one core over the whole window, which is the median of its two"
+            " halves (their range in brackets). Each manager samples at its default interval:"
+            " pmdaemon every second, PM2 every 30 s (its worker reads every app's CPU and"
+            " memory, and host metrics, for which it runs `df -kP`);"
+            " `PMDAEMON_METRICS_INTERVAL` and `PM2_WORKER_INTERVAL` are unset. The helper row"
+            " is the CPU time of the child processes the daemon ran and reaped in the window"
+            " (PM2's `df`), plus any live descendant that is not an app"
+            f" ({', '.join(f'`{c}`' for c in live) if live else 'none was seen'})."
+            f" The whole machine was {_per_manager(cpu['machine_busy_percent'], '%')} busy"
+            " during the windows (all cores; neighbours included)."
+        )
     if rest:
         size = rest["response_bytes"]
         out.append(
@@ -174,7 +195,27 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             f" each response is checked to list all {rest['processes']} processes, and"
             " pmdaemon's to answer 401 without the key."
         )
+    if monit:
+        out.append(
+            f"- **`monit`**: {monit['processes']} idle apps in one manager at a time; the"
+            " monitor runs alone in a detached session of a private tmux server"
+            f" ({monit['terminal']}, no configuration file) with the manager's home:"
+            f" `{monit['commands'].get('pmd', 'pmdaemon monit -i 1')}`, and `pm2 monit`, PM2's"
+            " blessed dashboard, which has no interval option: it asks its daemon for every"
+            " app's metrics every 0.8 s and redraws every 0.3 s. Once the screen shows all"
+            f" the apps and {monit['settle_s']:g} s more, the CPU time (user + system) of the"
+            f" monitor's own process, the pane's process, over {monit['duration_s']:g} s of"
+            " wall time, in percent of one core (the median of the two halves), and of the"
+            " daemon over the same window: a monitor makes its daemon answer on every refresh."
+            " The tmux server, which draws what the monitor writes, used"
+            f" {_per_manager(monit['tmux_server_percent'], '% of one core')}."
+        )
     return out
+
+
+def _per_manager(values: dict[str, float], unit: str) -> str:
+    """'0.4 % (pmdaemon), 0.1 % (PM2)' from {"pmd": 0.4, "pm2": 0.1}."""
+    return ", ".join(f"{v:.2g} {unit} ({harness.LABELS.get(k, k)})" for k, v in values.items())
 
 
 def _bytes(n: int | None) -> str:
@@ -187,16 +228,17 @@ HOW_TO_RUN = [
     "```sh",
     "bench/run                          # both managers; rewrites docs/benchmarks.md",
     "bench/run --no-write               # print only",
-    "bench/run --only list,crash        # some scenarios",
+    "bench/run --only list,crash        # some scenarios: list, crash, rss, cpu, rest, monit",
     ".venv/bin/python bench/list_latency.py   # one scenario alone (--help for its options)",
     "PMDAEMON_BIN=/path/to/pmdaemon bench/run",
     "```",
     "",
     "Needs the project's .venv (scripts/run or scripts/test makes it), npm (PM2 7 is",
-    "installed into `bench/.cache/pm2` on first use) and, for the REST scenario, wrk",
-    "(installed with apt-get when missing and run as root). `pmdaemon` is taken from",
-    "`$PMDAEMON_BIN`, else `PATH`, else `.venv/bin/pmdaemon`. Each manager runs with its",
-    "own temporary home, killed at the end. See `bench/README.md`.",
+    "installed into `bench/.cache/pm2` on first use) and, for the REST scenario, wrk, for",
+    "the monit one, tmux (each installed with apt-get when missing and run as root).",
+    "`pmdaemon` is taken from `$PMDAEMON_BIN`, else `PATH`, else `.venv/bin/pmdaemon`.",
+    "Each manager runs with its own temporary home, killed at the end. See",
+    "`bench/README.md`.",
 ]
 
 
@@ -209,6 +251,8 @@ def preflight(keys: list[str], scenarios: list[str]) -> None:
             pm2.ensure_installed()
         if "rest" in scenarios:
             ensure_wrk()
+        if "monit" in scenarios:
+            ensure_tmux()
     except (ManagerMissing, ToolMissing) as exc:
         raise SystemExit(f"error: {exc}") from None
 

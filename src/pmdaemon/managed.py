@@ -13,12 +13,21 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pmdaemon import launcher, proctree
 from pmdaemon.errors import InvalidTransition, OperationFailed, ProcessNotFound, SpawnError
-from pmdaemon.model import Desired, ExitRecord, ProcessSpec, ProcessState, RestartRecord
+from pmdaemon.health import run_check
+from pmdaemon.model import (
+    Desired,
+    ExitRecord,
+    HealthCheck,
+    ProcessSpec,
+    ProcessState,
+    RestartRecord,
+)
 from pmdaemon.paths import Home
 from pmdaemon.policy import Action, Counters, after_exit, describe_exit
 from pmdaemon.store import ProcessRecord
@@ -28,6 +37,36 @@ log = logging.getLogger("pmdaemon.process")
 HISTORY = 20
 
 ChangeHook = Callable[["ManagedProcess", ProcessState, str | None], None]
+HealthHook = Callable[["ManagedProcess", str | None], None]
+STARTUP_POLL = 0.5  # seconds between checks until the first success
+
+
+@dataclass
+class HealthState:
+    """What the checks of the current run found."""
+
+    status: str = "unknown"  # unknown → healthy / unhealthy
+    last_check_at: float | None = None
+    response_ms: float | None = None
+    last_error: str | None = None
+    failures: int = 0  # consecutive
+    output: tuple[str, ...] = ()
+    healthy: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def view(self, check: HealthCheck) -> dict[str, Any]:
+        return {
+            "type": check.type,
+            "target": check.url or check.script,
+            "interval": check.interval,
+            "timeout": check.timeout,
+            "retries": check.retries,
+            "status": self.status,
+            "last_check": format_timestamp(self.last_check_at) if self.last_check_at else None,
+            "response_time_ms": self.response_ms,
+            "last_error": self.last_error,
+            "consecutive_failures": self.failures,
+            "output": list(self.output),
+        }
 
 
 def signal_name(number: int) -> str:
@@ -79,6 +118,12 @@ class ManagedProcess:
         self._counters = Counters()
         self._restart_task: asyncio.Task[None] | None = None
         self.deleted = False  # set under the lock by delete: later operations must not spawn
+        self.health: HealthState | None = None  # of the current run; None without a check
+        self._health_task: asyncio.Task[None] | None = None
+        self.on_health: HealthHook | None = None
+        self._run_env: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unhealthy_starts = 0  # consecutive runs restarted before their first success
         self.last_exit = ExitRecord(record.exit_code, record.exit_signal)  # kept across runs
 
     # -- views --------------------------------------------------------------------------
@@ -120,7 +165,9 @@ class ManagedProcess:
             "uptime": format_uptime(up) if self.pid is not None else "0s",
             "uptime_seconds": int(up),
             "restarts": self.restarts,
-            "health_status": None,
+            "health_status": self.health.status
+            if self.health is not None and self.pid
+            else ("unknown" if self._check() is not None else None),
             "exit_code": self.exit_code,
             "last_restart_reason": self.last_restart_reason,
             "created_at": _iso(self.created_at),
@@ -196,11 +243,13 @@ class ManagedProcess:
             if isinstance(exc, SpawnError):
                 raise
             raise SpawnError(message) from None
+        self._run_env = env
         self._watch(popen.pid, popen)
         self.exit_code = None
         self.exit_signal = None
         self.last_error = None
         self._set_state(ProcessState.ONLINE)
+        self._start_health_checks()
 
     def _watch(self, pid: int, popen: subprocess.Popen[bytes] | None) -> None:
         self._popen = popen
@@ -212,6 +261,7 @@ class ManagedProcess:
         self._exited = asyncio.Event()
         self._pidfd = os.pidfd_open(pid)
         asyncio.get_running_loop().add_reader(self._pidfd, self._on_exit)
+        self.health = HealthState() if self._check() is not None else None
 
     def adopt(self, pid: int, ticks: int | None, started_at: float | None) -> bool:
         """Watch a child left running by a previous daemon instead of starting a new one."""
@@ -224,6 +274,7 @@ class ManagedProcess:
             self.pid = None
             return False
         self._set_state(ProcessState.ONLINE, "adopted")
+        self._start_health_checks()
         return True
 
     def _reap(self) -> ExitRecord:
@@ -254,6 +305,7 @@ class ManagedProcess:
             exit = ExitRecord(None, None)
         finally:
             run_time = time.monotonic() - self._started_mono
+            self._stop_health_checks()
             self.pid = None
             self.pid_start_ticks = None
             self._popen = None
@@ -303,6 +355,7 @@ class ManagedProcess:
         if self.pid is None:
             return
         self._set_state(ProcessState.STOPPING)
+        self._stop_health_checks()
         gone = await proctree.kill_tree(
             self.pid, self._exited, signal.Signals[self.spec.kill_signal], self.spec.kill_timeout
         )
@@ -388,6 +441,123 @@ class ManagedProcess:
             return None
         ended = describe_exit(self.last_exit)
         return f"{self.spec.name} {ended} within min_uptime ({duration:g}s)"
+
+    # -- health ---------------------------------------------------------------------------
+
+    def _check(self) -> HealthCheck | None:
+        check = self.spec.health_check
+        return check if check is not None and check.enabled else None
+
+    def _start_health_checks(self) -> None:
+        check = self._check()
+        if check is None or self.pid is None:
+            return
+        self._stop_health_checks()
+        self._health_task = asyncio.get_running_loop().create_task(
+            self._health_loop(check, self.pid)
+        )
+
+    def _stop_health_checks(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            self._health_task = None
+
+    async def _health_loop(self, check: HealthCheck, pid: int) -> None:
+        """Check on the check's interval while this run is online (faster until the first
+        success, but start-up failures count no faster than the interval)."""
+        state = self.health
+        assert state is not None
+        last_counted = time.monotonic()
+        while True:
+            await asyncio.sleep(STARTUP_POLL if state.status == "unknown" else check.interval)
+            if self.pid != pid or self.state != ProcessState.ONLINE:
+                return
+            result = await run_check(check, self.spec.cwd, self._run_env)
+            if self.pid != pid or self.state != ProcessState.ONLINE:
+                return
+            state.last_check_at = time.time()
+            state.response_ms = result.response_ms
+            state.output = result.output
+            previous = state.status
+            if result.ok:
+                state.failures = 0
+                state.last_error = None
+                state.status = "healthy"
+                state.healthy.set()
+                self._unhealthy_starts = 0
+            else:
+                state.last_error = result.error
+                now = time.monotonic()
+                if previous != "unknown" or now - last_counted >= check.interval:
+                    state.failures += 1
+                    last_counted = now
+                # Until its first success an app has wait_timeout to start up.
+                starting = previous == "unknown" and (
+                    now - self._started_mono < self.spec.wait_timeout
+                )
+                if state.failures >= check.retries and not starting:
+                    state.status = "unhealthy"
+            if state.status != previous and self.on_health is not None:
+                self.on_health(self, previous)
+            if state.status == "unhealthy":
+                reason = f"health check failed {state.failures} times: {state.last_error}"
+                never = not state.healthy.is_set()
+                task = asyncio.get_running_loop().create_task(
+                    self._restart_unhealthy(reason, pid, never)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
+
+    async def _restart_unhealthy(self, reason: str, pid: int, never_healthy: bool) -> None:
+        """Restart an unhealthy run; runs that never became healthy count like crashes,
+        so an app that cannot come up ends errored instead of restarting forever."""
+        if self.pid != pid:
+            return  # it changed meanwhile (stopped, crashed, restarted)
+        self._unhealthy_starts = self._unhealthy_starts + 1 if never_healthy else 0
+        if self._unhealthy_starts > self.spec.max_restarts:
+            with contextlib.suppress(Exception):
+                await self.stop(keep_desired=True)
+            self.last_error = (
+                f"{reason}; never healthy in {self._unhealthy_starts} runs, "
+                f"more than max_restarts ({self.spec.max_restarts})"
+            )
+            self._set_state(ProcessState.ERRORED, self.last_error)
+            return
+        with contextlib.suppress(Exception):
+            await self.restart(reason, keep_port=True)
+
+    async def wait_ready(self, timeout: float) -> str | None:
+        """None once the current run is ready (healthy, or up for min_uptime without a
+        check); otherwise why not, after at most ``timeout`` seconds."""
+        if self._check() is None:
+            return await self.wait_stable(self.spec.min_uptime)
+        state, exited = self.health, self._exited
+        if state is None or self.pid is None:
+            return f"{self.spec.name} is {self.state.value}, not running"
+        waiters = {
+            asyncio.ensure_future(state.healthy.wait()),
+            asyncio.ensure_future(exited.wait()),
+        }
+        _, pending = await asyncio.wait(
+            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            waiter.cancel()
+        if state.healthy.is_set():
+            return None
+        if exited.is_set():
+            return f"{self.spec.name} {describe_exit(self.last_exit)} before it was healthy"
+        return f"{self.spec.name} not healthy within {timeout:g}s" + (
+            f": {state.last_error}" if state.last_error else ""
+        )
+
+    def ready(self) -> bool:
+        if self.pid is None or self.state != ProcessState.ONLINE:
+            return False
+        if self._check() is not None:
+            return self.health is not None and self.health.status == "healthy"
+        return time.monotonic() - self._started_mono >= self.spec.min_uptime
 
     def send_signal(self, sig: signal.Signals) -> None:
         if self.pid is None:

@@ -26,7 +26,7 @@ TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
     S.STARTING: frozenset({S.ONLINE, S.ERRORED, S.STOPPING, S.RESTARTING, S.STOPPED}),
     S.ONLINE: frozenset({S.STOPPING, S.RESTARTING, S.ERRORED, S.STOPPED}),
     S.STOPPING: frozenset({S.STOPPED}),
-    S.STOPPED: frozenset({S.STARTING}),
+    S.STOPPED: frozenset({S.STARTING, S.ERRORED}),
     S.RESTARTING: frozenset({S.STARTING, S.STOPPED, S.ERRORED}),
     S.ERRORED: frozenset({S.STARTING, S.STOPPED}),
 }

@@ -437,8 +437,6 @@ for _flat in FLAT_HEALTH:
 
 # Accepted and validated, but acting only in later work (a warning says so).
 INERT_FIELDS = {
-    "health_check": "health checks are validated and shown but not run by this version",
-    "wait_ready": "wait_ready is validated and shown but start does not wait in this version",
     "time": "per-line log timestamps are not written by this version",
     "log_date_format": "per-line log timestamps are not written by this version",
     "max_log_size": "log rotation is not done by this version",

@@ -77,7 +77,7 @@ class Supervisor:
         self._next_id = state.next_id
         for record in state.processes:
             self._loaded_pids[record.id] = (record.pid, record.pid_start_ticks, record.started_at)
-            self.processes[record.id] = ManagedProcess(record, self.home, self._changed)
+            self.processes[record.id] = self._managed(record)
             self._next_id = max(self._next_id, record.id + 1)
 
     def save(self) -> None:
@@ -100,6 +100,25 @@ class Supervisor:
     def _save_if_scheduled(self) -> None:
         if self._save_scheduled:
             self.save()
+
+    def _managed(self, record: ProcessRecord) -> ManagedProcess:
+        proc = ManagedProcess(record, self.home, self._changed)
+        proc.on_health = self._health_changed
+        return proc
+
+    def _health_changed(self, proc: ManagedProcess, previous: str | None) -> None:
+        health = proc.health
+        self.bus.publish(
+            "health_update",
+            {
+                "id": proc.id,
+                "name": proc.spec.name,
+                "health_status": health.status if health else None,
+                "previous_health_status": previous,
+                "error": health.last_error if health else None,
+                "response_time_ms": health.response_ms if health else None,
+            },
+        )
 
     def _changed(self, proc: ManagedProcess, previous: ProcessState, reason: str | None) -> None:
         self.bus.publish(
@@ -202,7 +221,7 @@ class Supervisor:
         for record in records:
             record.id = self._next_id
             self._next_id += 1
-            proc = ManagedProcess(record, self.home, self._changed)
+            proc = self._managed(record)
             self.processes[proc.id] = proc
             procs.append(proc)
         return procs
@@ -390,7 +409,7 @@ class Supervisor:
                         ) from None
                     finally:
                         self.save()
-                    problem = await proc.wait_stable(proc.spec.min_uptime)
+                    problem = await proc.wait_ready(proc.spec.wait_timeout)
                     if problem is not None:
                         raise OperationFailed(
                             f"reload stopped: {problem}{rest}",

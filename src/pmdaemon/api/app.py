@@ -109,7 +109,20 @@ def detail(proc: ManagedProcess) -> dict[str, Any]:
     view["desired_state"] = proc.desired.value
     view["last_error"] = proc.last_error
     view["exit_signal"] = proc.exit_signal
-    view["health_check"] = None
+    check = proc.spec.health_check
+    view["health_check"] = (
+        None
+        if check is None
+        else proc.health.view(check)
+        if proc.health is not None and proc.pid is not None
+        else {
+            "type": check.type,
+            "target": check.url or check.script,
+            "status": "unknown",
+            "enabled": check.enabled,
+        }
+    )
+    view["ready"] = proc.ready()
     view["logs"] = {"out": str(proc.out_log), "error": str(proc.error_log)}
     view["restart_history"] = [msgspec.structs.asdict(r) for r in proc.history]
     return view

@@ -28,6 +28,12 @@ CONFIG_FLAGS = (
     "port",
     "instances",
     "max_memory_restart",
+    "health_check_url",
+    "health_check_script",
+    "health_check_timeout",
+    "health_check_interval",
+    "health_check_retries",
+    "wait_timeout",
     "interpreter",
     "max_restarts",
     "min_uptime",
@@ -95,6 +101,8 @@ def flag_config(a: argparse.Namespace) -> dict[str, Any]:
             config[field] = value
     if a.no_autorestart:
         config["autorestart"] = False
+    if a.wait_ready:
+        config["wait_ready"] = True
     if a.env:
         config["env"] = dict(a.env)
     if a.script_args:
@@ -136,6 +144,19 @@ def cmd_start(ctx: Context) -> int:
     return report(ctx, client.call("POST", "/api/processes", body))
 
 
+def then_wait(ctx: Context, code: int, result: dict[str, Any]) -> int:
+    """After a start: wait for the processes that asked to be waited for."""
+    procs = result.get("processes", [])
+    if code or not procs:
+        return code
+    from pmdaemon.cli.wait import details_of, wait_ready
+
+    wanted = [str(p["id"]) for p in procs]
+    if not getattr(ctx.args, "wait_ready", False):
+        wanted = [str(d["id"]) for d in details_of(ctx, wanted) if d["config"]["wait_ready"]]
+    return wait_ready(ctx, wanted) if wanted else 0
+
+
 def has_ecosystem_suffix(text: str) -> bool:
     return text.lower().endswith((".json", ".yaml", ".yml", ".toml"))
 
@@ -165,7 +186,7 @@ def report(ctx: Context, result: dict[str, Any]) -> int:
     )
     for failure in result.get("errors", []):
         render.error(f"{failure['name']}: {failure['message']}")
-    return 1 if result.get("errors") else 0
+    return then_wait(ctx, 1 if result.get("errors") else 0, result)
 
 
 def for_each(
@@ -235,12 +256,23 @@ def cmd_restart(ctx: Context) -> int:
     body: dict[str, Any] = {"env": dict(os.environ)} if ctx.args.update_env else {}
     if ctx.args.port is not None:
         body["port"] = ctx.args.port
-    return for_each(ctx, expand_files(ctx, ctx.args.ids), "POST", "restart", body or None)
+    idents = expand_files(ctx, ctx.args.ids)
+    code = for_each(ctx, idents, "POST", "restart", body or None)
+    return waited(ctx, code, idents)
+
+
+def waited(ctx: Context, code: int, idents: list[str]) -> int:
+    if code or not ctx.args.wait_ready:
+        return code
+    from pmdaemon.cli.wait import wait_ready
+
+    return wait_ready(ctx, idents)
 
 
 def cmd_reload(ctx: Context) -> int:
     body = {"port": ctx.args.port} if ctx.args.port is not None else None
-    return for_each(ctx, expand_files(ctx, ctx.args.ids), "POST", "reload", body)
+    idents = expand_files(ctx, ctx.args.ids)
+    return waited(ctx, for_each(ctx, idents, "POST", "reload", body), idents)
 
 
 def cmd_web(ctx: Context) -> int:
@@ -495,6 +527,20 @@ def build_parser() -> Parser:
     )
     p.add_argument("-i", "--instances", help="number of instances, or max (CPU count)")
     p.add_argument(
+        "--health-check-url", metavar="URL", help="healthy when this answers 2xx within the timeout"
+    )
+    p.add_argument(
+        "--health-check-script", metavar="CMD", help="healthy when this exits 0 within the timeout"
+    )
+    p.add_argument("--health-check-timeout", metavar="D", help="per check (5s)")
+    p.add_argument("--health-check-interval", metavar="D", help="between checks (30s)")
+    p.add_argument(
+        "--health-check-retries",
+        metavar="N",
+        help="consecutive failures before unhealthy and a restart (3)",
+    )
+    add_wait_flags(p)
+    p.add_argument(
         "--max-memory",
         dest="max_memory_restart",
         metavar="SIZE",
@@ -543,10 +589,12 @@ def build_parser() -> Parser:
         help="replace the captured environment with this shell's",
     )
     p.add_argument("-p", "--port", help="a port for this run only (the saved config keeps its own)")
+    add_wait_flags(p)
 
     p = command("reload", cmd_reload, "restart processes one at a time")
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
     p.add_argument("-p", "--port", help="a port for this run only")
+    add_wait_flags(p)
 
     p = command("delete", cmd_delete, "stop and remove processes", aliases=("del",))
     p.add_argument(
@@ -634,6 +682,19 @@ def build_parser() -> Parser:
         "kill", cmd_kill, "stop the daemon and its processes (they come back on its next start)"
     )
     return parser
+
+
+def add_wait_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait-ready",
+        action="store_true",
+        help="wait until every instance is ready (healthy, or up for min_uptime)",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        metavar="D",
+        help="give up waiting after this long (the app's wait_timeout, 30s)",
+    )
 
 
 def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:

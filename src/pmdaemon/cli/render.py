@@ -159,6 +159,28 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
             else _config_value(key, value)
         )
         out.append(f"  {key.ljust(width)}{shown}")
+    health = p.get("health_check")
+    if health:
+        out += ["", paint.bold("Health check"), ""]
+        for label, key in (
+            ("check", "type"),
+            ("target", "target"),
+            ("status", "status"),
+            ("last check", "last_check"),
+            ("response time", "response_time_ms"),
+            ("last error", "last_error"),
+            ("consecutive failures", "consecutive_failures"),
+        ):
+            value = health.get(key)
+            if key == "status":
+                text = paint(str(value), HEALTH_COLOURS.get(str(value)))
+            elif key == "response_time_ms" and value is not None:
+                text = f"{value} ms"
+            else:
+                text = _dash(value)
+            out.append(f"  {label.ljust(width)}{text}")
+        for line in health.get("output") or []:
+            out.append(f"  {'output'.ljust(width)}{line}")
     logs = p.get("logs", {})
     out += [
         "",
