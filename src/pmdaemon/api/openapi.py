@@ -82,7 +82,15 @@ SCHEMAS: dict[str, Any] = {
                     "desired_state": {"type": "string", "enum": ["running", "stopped"]},
                     "last_error": NULLABLE_STR,
                     "exit_signal": NULLABLE_STR,
-                    "health_check": {"type": ["object", "null"]},
+                    "health_check": {
+                        "type": ["object", "null"],
+                        "description": "type, target, status, last_check, response_time_ms, "
+                        "last_error, consecutive_failures, output",
+                    },
+                    "ready": {
+                        "type": "boolean",
+                        "description": "healthy, or up for min_uptime without a check",
+                    },
                     "logs": {
                         "type": "object",
                         "properties": {"out": {"type": "string"}, "error": {"type": "string"}},
