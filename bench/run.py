@@ -32,6 +32,7 @@ SCENARIOS = {
     "cpu": "daemon_cpu.py",
     "rest": "rest_throughput.py",
     "monit": "monit_cpu.py",
+    "health": "health_load.py",
 }
 SCENARIO_TIMEOUT = 900.0  # seconds, each; then SIGTERM (the scenario cleans up), then SIGKILL
 TERM_GRACE = 30.0
@@ -135,7 +136,7 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
         return dict(payloads.get(key, {}).get("notes", {}))
 
     ls, crash, rss, rest = notes("list"), notes("crash"), notes("rss"), notes("rest")
-    cpu, monit = notes("cpu"), notes("monit")
+    cpu, monit, health = notes("cpu"), notes("monit"), notes("health")
     out = []
     if ls:
         out.append(
@@ -210,6 +211,28 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             " The tmux server, which draws what the monitor writes, used"
             f" {_per_manager(monit['tmux_server_percent'], '% of one core')}."
         )
+    if health and "skipped" not in health:
+        after = health["not_healthy_after"]
+        out.append(
+            "- **health checks under load** (pmdaemon only: PM2 has no health checks, so there"
+            f" is no PM2 figure and no ratio): {health['processes']} tiny HTTP apps"
+            " (`bench/children/health_app.py`, Python's `http.server`), each on its own free"
+            " loopback port, started from one ecosystem file, each with its own"
+            f" `health_check_url` (`GET /health`) checked every {health['interval']}; all were"
+            f" `healthy` {health['healthy_s']:g} s after `pmdaemon start FILE`. Then `pmdaemon"
+            " web -p 0 --api-key KEY`, attached to the running daemon, and wrk"
+            f" {health['wrk']} on 127.0.0.1 with {health['threads']} threads and"
+            f" {health['connections']} keep-alive connections: `GET /api/processes` with the key"
+            f" ({_bytes(health['response_bytes'])}) for {health['duration_s']:g} s after"
+            f" {health['warmup_s']:g} s of untimed load, one run; requests/s and the 50th and"
+            " 99th percentile latency are wrk's. Before the load the response must list every"
+            " app as healthy, and the endpoint answer 401 without the key; after it,"
+            + (f" not healthy: {after}." if after else " all were still healthy.")
+            + " The daemon serves the API and runs the checks; its CPU time over the same"
+            " window (median of the two halves) is informational; with the checks alone, before"
+            f" the API was started, it used {health['daemon_percent_checks_only']:.2g} % of one"
+            f" core over {health['checks_only_window_s']:g} s."
+        )
     return out
 
 
@@ -228,14 +251,14 @@ HOW_TO_RUN = [
     "```sh",
     "bench/run                          # both managers; rewrites docs/benchmarks.md",
     "bench/run --no-write               # print only",
-    "bench/run --only list,crash        # some scenarios: list, crash, rss, cpu, rest, monit",
+    "bench/run --only list,crash        # scenarios: list, crash, rss, cpu, rest, monit, health",
     ".venv/bin/python bench/list_latency.py   # one scenario alone (--help for its options)",
     "PMDAEMON_BIN=/path/to/pmdaemon bench/run",
     "```",
     "",
     "Needs the project's .venv (scripts/run or scripts/test makes it), npm (PM2 7 is",
-    "installed into `bench/.cache/pm2` on first use) and, for the REST scenario, wrk, for",
-    "the monit one, tmux (each installed with apt-get when missing and run as root).",
+    "installed into `bench/.cache/pm2` on first use) and, for the REST and health scenarios,",
+    "wrk, for the monit one, tmux (each installed with apt-get when missing and run as root).",
     "`pmdaemon` is taken from `$PMDAEMON_BIN`, else `PATH`, else `.venv/bin/pmdaemon`.",
     "Each manager runs with its own temporary home, killed at the end. See",
     "`bench/README.md`.",
@@ -249,7 +272,7 @@ def preflight(keys: list[str], scenarios: list[str]) -> None:
             pmd.find_bin()
         if "pm2" in keys:
             pm2.ensure_installed()
-        if "rest" in scenarios:
+        if "rest" in scenarios or "health" in scenarios:
             ensure_wrk()
         if "monit" in scenarios:
             ensure_tmux()

@@ -78,6 +78,11 @@ class Problem:
         return ": ".join([*where, self.message])
 
 
+def file_error(file: str, message: str) -> EcosystemError:
+    """A problem with the file as a whole (not one app)."""
+    return EcosystemError([Problem(file, None, None, None, message)])
+
+
 class EcosystemError(ConfigError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__(
@@ -109,54 +114,32 @@ def read_document(path: Path) -> Any:
             if suffix in (".js", ".cjs", ".mjs")
             else ""
         )
-        raise EcosystemError(
-            [
-                Problem(
-                    shown,
-                    None,
-                    None,
-                    None,
-                    f"unsupported file type {suffix or '(none)'!r}: expected "
-                    f".json, .yaml, .yml or .toml{hint}",
-                )
-            ]
+        raise file_error(
+            shown,
+            f"unsupported file type {suffix or '(none)'!r}: expected "
+            f".json, .yaml, .yml or .toml{hint}",
         )
     try:
         size = path.stat().st_size
         if size > MAX_FILE:
-            raise EcosystemError(
-                [
-                    Problem(
-                        shown,
-                        None,
-                        None,
-                        None,
-                        f"file is {size // (1024 * 1024)} MiB: at most "
-                        f"{MAX_FILE // (1024 * 1024)} MiB is accepted",
-                    )
-                ]
+            raise file_error(
+                shown,
+                f"file is {size // (1024 * 1024)} MiB: at most "
+                f"{MAX_FILE // (1024 * 1024)} MiB is accepted",
             )
         data = path.read_bytes()
     except OSError as exc:
-        raise EcosystemError(
-            [Problem(shown, None, None, None, f"cannot read: {exc.strerror}")]
-        ) from None
+        raise file_error(shown, f"cannot read: {exc.strerror}") from None
     if b"\x00" in data:
-        raise EcosystemError(
-            [Problem(shown, None, None, None, "binary content: expected a text file")]
-        )
+        raise file_error(shown, "binary content: expected a text file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise EcosystemError(
-            [Problem(shown, None, None, None, "not UTF-8 text: expected a text file")]
-        ) from None
+        raise file_error(shown, "not UTF-8 text: expected a text file") from None
     kind = FORMATS[suffix]
 
     def refuse(reason: str) -> EcosystemError:
-        return EcosystemError(
-            [Problem(shown, None, None, None, f"not valid {kind.upper()}: {reason}")]
-        )
+        return file_error(shown, f"not valid {kind.upper()}: {reason}")
 
     try:
         if kind == "json":

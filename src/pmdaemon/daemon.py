@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pmdaemon import __version__
 from pmdaemon.api.app import DaemonControl, build_control_app, read_json
-from pmdaemon.api.server import WebConfig, WebServer
+from pmdaemon.api.server import EmbeddedServer, WebConfig, WebServer
 from pmdaemon.errors import DaemonStartError, InvalidInput, PmdError
 from pmdaemon.events import EventBus
 from pmdaemon.paths import Home
@@ -236,8 +236,10 @@ class Daemon:
             timeout_graceful_shutdown=1,
             ws="none",
             http="httptools",
+            date_header=False,
+            server_header=False,
         )
-        server = OwnSignalsServer(config)
+        server = EmbeddedServer(config)
         serving = loop.create_task(server.serve(sockets=[self.sock]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.005)
@@ -291,12 +293,6 @@ def metrics_interval() -> float:
         log.warning("PMDAEMON_METRICS_INTERVAL=%r is not 0.1 to 60 seconds; using 1", raw[:20])
         return 1.0
     return value
-
-
-class OwnSignalsServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the daemon owns SIGTERM/SIGINT and shuts the server down itself
 
 
 def main(argv: list[str] | None = None) -> int:

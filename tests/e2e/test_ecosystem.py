@@ -72,8 +72,7 @@ def test_json_yaml_and_toml_give_identical_configs(pmd: Pmd, tmp_path: Path) -> 
     ):
         path = tmp_path / f"eco.{ext}"
         path.write_text(text)
-        result = pmd.run("start", str(path))
-        assert "health checks are validated" in result.stderr  # said, not hidden
+        pmd.run("start", str(path))
         configs.append({name: pmd.proc(name)["config"] for name in ("api", "worker")})
         pmd.run("delete", str(path), "-f")
         assert pmd.list() == []

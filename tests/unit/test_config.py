@@ -247,6 +247,8 @@ def test_warnings_for_fields_that_do_not_act_yet(tmp_path: Path) -> None:
                 "apps": [
                     {
                         "script": "a.py",
+                        "time": True,
+                        "max_log_size": "5M",
                         "health_check": {"type": "script", "script": "./check.sh"},
                         "wait_ready": True,
                     }
@@ -255,8 +257,9 @@ def test_warnings_for_fields_that_do_not_act_yet(tmp_path: Path) -> None:
         ),
     )
     [app] = config.load(path)
-    assert any("health checks" in w for w in app.warnings)
-    assert any("wait_ready" in w for w in app.warnings)
+    assert any("timestamps" in w for w in app.warnings)
+    assert any("rotation" in w for w in app.warnings)
+    assert not any("health" in w or "wait_ready" in w for w in app.warnings)
 
 
 def test_schema_is_current_and_shipped() -> None:

@@ -58,10 +58,30 @@ def check_config(config: WebConfig) -> None:
         raise InvalidInput("--tls-cert and --tls-key go together")
 
 
-class _OwnSignals(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server living inside the daemon's loop: the daemon owns the signals, and
+    there is no need to wake ten times a second to look for an exit request (uvicorn's
+    tick, which was most of an idle daemon's CPU): main_loop waits for the exit request."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the daemon owns signals
+        yield  # the daemon owns SIGTERM/SIGINT and shuts servers down itself
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit_requested.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if not hasattr(self, "_exit_requested"):
+            self._exit_requested = asyncio.Event()
+        if value:
+            self._exit_requested.set()
+        else:
+            self._exit_requested.clear()
+
+    async def main_loop(self) -> None:
+        await self._exit_requested.wait()
 
 
 class WebServer:
@@ -135,7 +155,7 @@ class WebServer:
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"cannot load the TLS certificate or key: {exc}") from None
         sock = self._bind()
-        self._server = _OwnSignals(config)
+        self._server = EmbeddedServer(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
         while not self._server.started and not self._task.done():
             await asyncio.sleep(0.005)
