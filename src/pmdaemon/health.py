@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 import ssl
+import string
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,12 +30,18 @@ class HealthResult:
     output: tuple[str, ...] = ()
 
 
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """``$PORT`` / ``${PORT}`` (any variable of the process) in a URL or script, so one
+    check line serves every instance of a cluster."""
+    return string.Template(text).safe_substitute(env)
+
+
 async def run_check(check: HealthCheck, cwd: str, env: Mapping[str, str]) -> HealthResult:
     started = time.monotonic()
     try:
         if check.type == "http":
             assert check.url is not None
-            error = await asyncio.wait_for(_http(check.url), check.timeout)
+            error = await asyncio.wait_for(_http(expand(check.url, env)), check.timeout)
             output: tuple[str, ...] = ()
         else:
             assert check.script is not None
@@ -79,7 +86,7 @@ async def _script(
 ) -> tuple[str | None, tuple[str, ...]]:
     """Run the check script in its own session; on timeout kill its whole group."""
     try:
-        argv = shlex.split(script)
+        argv = shlex.split(expand(script, env))
     except ValueError as exc:
         return f"cannot split the script: {exc}", ()
     if not argv:

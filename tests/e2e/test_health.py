@@ -256,7 +256,7 @@ def test_wait_ready_waits_for_every_instance(pmd: Pmd, tmp_path: Path) -> None:
         "-p",
         f"{first}-{first + 2}",
         "--health-check-url",
-        f"http://127.0.0.1:{first}/health",
+        "http://127.0.0.1:$PORT/health",  # each instance's own port
         "--wait-ready",
         "--",
         str(tmp_path / "status"),
@@ -264,6 +264,8 @@ def test_wait_ready_waits_for_every_instance(pmd: Pmd, tmp_path: Path) -> None:
     )
     assert time.monotonic() - began >= 1.0
     assert [p["health_status"] for p in pmd.list()] == ["healthy"] * 3
+    for i in range(3):  # each instance was checked on its own port
+        assert checks_logged(pmd, f"web-{i}")
 
 
 def test_file_wait_ready(pmd: Pmd, tmp_path: Path) -> None:
