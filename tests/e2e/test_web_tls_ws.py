@@ -283,3 +283,63 @@ def test_a_client_that_stops_reading_is_dropped(pmd: Pmd, web: Callable[..., Web
     dropped, states = asyncio.run(main())
     assert dropped, "the slow reader was never dropped"
     assert states == {"OPEN"}
+
+
+def test_ws_log_subscriptions_need_the_key(pmd: Pmd, web: Callable[..., Web]) -> None:
+    pid = pmd.start(child("park.py"), "--interpreter", PY, "-n", "p")["processes"][0]["pid"]
+    w = web("--api-key", KEY)
+
+    async def next_of(ws: Any, kinds: set[str]) -> dict[str, Any]:
+        while True:
+            message = await recv(ws)
+            if message["type"] in kinds:
+                return message
+
+    async def main() -> None:
+        async with websockets.connect(w.ws_url) as ws:  # public, no key
+            await ws.send(json.dumps({"type": "subscribe", "logs": ["p"]}))
+            refused = await next_of(ws, {"error", "subscribed"})
+            assert refused["type"] == "error" and "API key" in refused["data"]["message"]
+            os.kill(pid, signal.SIGUSR1)  # a log line that must not reach this client
+            await ws.send(json.dumps({"type": "auth", "api_key": KEY}))
+            assert (await next_of(ws, {"auth"}))["data"]["authenticated"] is True
+            await ws.send(json.dumps({"type": "subscribe", "logs": ["p", "nope"]}))
+            assert "nope" in (await next_of(ws, {"error", "subscribed"}))["data"]["message"]
+            await ws.send(json.dumps({"type": "subscribe", "logs": ["p"]}))
+            assert (await next_of(ws, {"subscribed"}))["data"]["logs"] == ["p"]
+            began = time.monotonic()
+            os.kill(pid, signal.SIGUSR1)
+            line = await next_of(ws, {"log_message"})
+            assert time.monotonic() - began < 1.5  # polled every 100 ms
+            assert line["data"] == {
+                "id": 0,
+                "name": "p",
+                "type": "out",
+                "message": "got SIGUSR1",
+                "timestamp": None,
+            }
+            await ws.send(json.dumps({"type": "unsubscribe", "logs": ["p"]}))
+            await next_of(ws, {"unsubscribed"})
+            # The public stream keeps working.
+            os.kill(pid, signal.SIGKILL)
+            status = await next_of(ws, {"process_status"})
+            assert status["data"]["name"] == "p"
+
+    asyncio.run(main())
+
+
+def test_ws_subscriptions_without_a_key_configured(pmd: Pmd, web: Callable[..., Web]) -> None:
+    pid = pmd.start(child("park.py"), "--interpreter", PY, "-n", "p")["processes"][0]["pid"]
+    w = web()
+
+    async def main() -> dict[str, Any]:
+        async with websockets.connect(w.ws_url) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "logs": ["all"]}))
+            while (message := await recv(ws))["type"] != "subscribed":
+                pass
+            os.kill(pid, signal.SIGUSR1)
+            while (message := await recv(ws))["type"] != "log_message":
+                pass
+            return message
+
+    assert asyncio.run(main())["data"]["message"] == "got SIGUSR1"
