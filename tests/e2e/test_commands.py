@@ -357,3 +357,42 @@ def test_help_and_version() -> None:
     ).stdout.startswith("pmdaemon ")
     for command in ("start", "logs", "delete"):
         subprocess.run([PMDAEMON, command, "--help"], capture_output=True, check=True)
+
+
+def test_flush_empties_log_files(pmd: Pmd, home: Path) -> None:
+    pmd.start(child("spew.py"), "--interpreter", PY, "-n", "spew", "--", "50")
+    log = home / "logs" / "spew-out.log"
+    wait_until(lambda: "line 49" in log.read_text(), what="lines written")
+    park(pmd, "p")
+    result = pmd.json("flush", "spew")
+    assert result["message"] == "Flushed 2 log file(s)"
+    assert log.read_text() == "" and (home / "logs" / "spew-error.log").read_text() == ""
+    assert "ready" in (home / "logs" / "p-out.log").read_text()  # others untouched
+    pmd.run("flush")
+    assert (home / "logs" / "p-out.log").read_text() == ""
+    pid = pmd.proc("p")["pid"]
+    os.kill(pid, signal.SIGUSR1)  # the app goes on writing at the new end
+    wait_until(lambda: (home / "logs" / "p-out.log").read_text() == "got SIGUSR1\n")
+
+
+def test_logs_follow_picks_up_new_processes_and_restarts(pmd: Pmd) -> None:
+    park(pmd, "first")
+    follower = subprocess.Popen(
+        [PMDAEMON, "logs", "--follow", "--lines", "0"],
+        env=pmd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert follower.stdout is not None
+    try:
+        # Once the stream is open, a new app's very first line comes through.
+        wait_until(lambda: pmd.json("ping")["event_subscribers"] >= 1, what="follow open")
+        park(pmd, "second")
+        assert follower.stdout.readline().startswith("second out | ready")
+        pmd.run("restart", "second")
+        assert follower.stdout.readline().startswith("second out | ready")
+    finally:
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=10) == 0

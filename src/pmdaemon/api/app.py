@@ -6,6 +6,7 @@ JSON shapes, so the CLI and remote clients see one API."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -218,14 +219,11 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
             raise InvalidInput(
                 f"invalid type {kind[:32]!r}: expected out, error or all", {"field": "type"}
             )
-        files = [
-            (p, t, path)
-            for p in procs
-            for t, path in (("out", p.out_log), ("error", p.error_log))
-            if kind in ("all", t)
-        ]
+        files = [item for p in procs for item in _log_files(p, kind)]
         if control and request.query_params.get("follow") in ("1", "true"):
-            return StreamingResponse(_follow(files, lines), media_type="application/x-ndjson")
+            return StreamingResponse(
+                _follow(sup, ident, kind, files, lines), media_type="application/x-ndjson"
+            )
         # Reading files can be slow (a huge log, a slow disk): never on the event loop.
         tails = await asyncio.to_thread(
             lambda: [logfiles.tail(path, lines) for _, _, path in files]
@@ -288,6 +286,22 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
             201,
         )
 
+    async def flush(request: Request) -> Response:
+        procs = sup.resolve(request.path_params["id"])
+        paths = {path for p in procs for path in (p.out_log, p.error_log)}
+
+        def empty() -> int:
+            count = 0
+            for path in paths:
+                # Appending writers (O_APPEND) go on at the new end: nothing is torn.
+                with contextlib.suppress(FileNotFoundError):
+                    os.truncate(path, 0)
+                    count += 1
+            return count
+
+        count = await asyncio.to_thread(empty)
+        return action_result(f"Flushed {count} log file(s)", procs)
+
     async def scale(request: Request) -> Response:
         body = await read_json(request, required=True)
         only_fields(body, {"instances"})
@@ -312,6 +326,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         Route("/api/processes", create, methods=["POST"]),
         Route("/api/processes/{id}/signal", send_signal, methods=["POST"]),
         Route("/api/processes/{id}/scale", scale, methods=["POST"]),
+        Route("/api/processes/{id}/flush", flush, methods=["POST"]),
         Route("/api/logs", logs, methods=["GET"]),
     ]
 
@@ -420,17 +435,32 @@ def build_web_app(
     return SecurityHeadersMiddleware(inner, options)
 
 
-async def _follow(
-    files: list[tuple[ManagedProcess, str, Path]], lines: int
-) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[bytes] = asyncio.Queue(1024)
+def _log_files(proc: ManagedProcess, kind: str) -> list[tuple[ManagedProcess, str, Path]]:
+    return [
+        (proc, t, path)
+        for t, path in (("out", proc.out_log), ("error", proc.error_log))
+        if kind in ("all", t)
+    ]
 
-    def entry(proc: ManagedProcess, kind: str, line: str) -> bytes:
+
+async def _follow(
+    sup: Supervisor,
+    ident: str,
+    kind: str,
+    files: list[tuple[ManagedProcess, str, Path]],
+    lines: int,
+) -> AsyncIterator[bytes]:
+    """The last lines, then every new line as it is written, across restarts, and of
+    processes that appear later under the same name, group or `all`."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue(1024)
+    events = sup.bus.subscribe(4096)
+
+    def entry(proc: ManagedProcess, stream: str, line: str) -> bytes:
         return (
             msgspec.json.encode(
                 {
                     "timestamp": None,
-                    "type": kind,
+                    "type": stream,
                     "name": proc.spec.name,
                     "id": proc.id,
                     "message": line,
@@ -440,22 +470,40 @@ async def _follow(
         )
 
     tails = await asyncio.to_thread(lambda: [logfiles.tail_at(path, lines) for *_, path in files])
-    offsets = [offset for _, offset in tails]
-    for (proc, kind, _), (recent, _) in zip(files, tails, strict=True):
+    for (proc, stream, _), (recent, _) in zip(files, tails, strict=True):
         for line in recent:
-            yield entry(proc, kind, line)
+            yield entry(proc, stream, line)
 
-    async def pump(proc: ManagedProcess, kind: str, path: Path, offset: int) -> None:
+    async def pump(proc: ManagedProcess, stream: str, path: Path, offset: int | None) -> None:
         async for line in logfiles.follow(path, offset):
-            await queue.put(entry(proc, kind, line))
+            await queue.put(entry(proc, stream, line))
 
-    tasks = [
-        asyncio.create_task(pump(p, k, path, off))
-        for (p, k, path), off in zip(files, offsets, strict=True)
-    ]
+    followed: dict[tuple[int, str], asyncio.Task[None]] = {}
+
+    def add(proc: ManagedProcess, stream: str, path: Path, offset: int | None) -> None:
+        if (proc.id, stream) not in followed:
+            followed[(proc.id, stream)] = asyncio.create_task(pump(proc, stream, path, offset))
+
+    for (proc, stream, path), (_, offset) in zip(files, tails, strict=True):
+        add(proc, stream, path, offset)
+
+    async def watch_new() -> None:
+        # A process that starts under this identifier is followed from before its first
+        # line: its `starting` event comes before the child exists.
+        while (event := await events.get()) is not None:
+            if event.type != "process_status" or event.data["status"] != "starting":
+                continue
+            proc = sup.processes.get(event.data["id"])
+            if proc is not None and ident in ("all", proc.spec.name, proc.group):
+                for p, stream, path in _log_files(proc, kind):
+                    add(p, stream, path, None)
+
+    watcher = asyncio.create_task(watch_new())
     try:
         while True:
             yield await queue.get()
     finally:
-        for task in tasks:
+        events.close()
+        watcher.cancel()
+        for task in followed.values():
             task.cancel()

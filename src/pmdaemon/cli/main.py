@@ -403,6 +403,10 @@ def print_log_entries(ctx: Context, entries: list[dict[str, Any]], *, grouped: b
         print("no log lines")
 
 
+def cmd_flush(ctx: Context) -> int:
+    return for_each(ctx, [ctx.args.id or "all"], "POST", "flush")
+
+
 def cmd_signal(ctx: Context) -> int:
     return for_each(ctx, ctx.args.ids, "POST", "signal", {"signal": ctx.args.signal})
 
@@ -620,6 +624,9 @@ def build_parser() -> Parser:
     stream = p.add_mutually_exclusive_group()
     stream.add_argument("--err", action="store_true", help="stderr only")
     stream.add_argument("--out", action="store_true", help="stdout only")
+
+    p = command("flush", cmd_flush, "empty the log files of processes")
+    p.add_argument("id", nargs="?", metavar="ID", help="id or name (default: all processes)")
 
     p = command("signal", cmd_signal, "send a signal to processes")
     p.add_argument("signal", metavar="SIGNAL", help="e.g. SIGUSR1, HUP or 10")
