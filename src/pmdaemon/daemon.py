@@ -129,7 +129,10 @@ class Daemon:
         self.bus = EventBus()
         self.system = SystemSampler()
         self.supervisor = Supervisor(
-            home, Store(home.state_file, home.previous_state_file), self.bus
+            home,
+            Store(home.state_file, home.previous_state_file),
+            self.bus,
+            metrics_interval=metrics_interval(),
         )
         self.started = time.time()
         self.web_config = web
@@ -215,7 +218,7 @@ class Daemon:
 
     async def sample(self, interval: float = 1.0) -> None:
         while True:
-            self.supervisor.sample()
+            self.supervisor.tick(watched=self.bus.subscriber_count > 0)
             self.system.tick()
             await asyncio.sleep(interval)
 
@@ -261,7 +264,7 @@ class Daemon:
             print(f"pmdaemon web API on {url} ({web.describe_auth()})", flush=True)
         await self.supervisor.boot()
         tasks = [
-            loop.create_task(self.sample(metrics_interval())),
+            loop.create_task(self.sample(self.supervisor.metrics_interval)),
             loop.create_task(self.broadcast_metrics()),
         ]
         ready("ok")

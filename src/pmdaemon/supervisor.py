@@ -63,6 +63,7 @@ class Supervisor:
         self._next_id = 0
         self._save_scheduled = False
         self._cpu_prev: dict[int, tuple[float, int]] = {}
+        self._last_full_sample = 0.0
         self._loaded_pids: dict[int, tuple[int | None, int | None, float | None]] = {}
         self.closing = False  # set at shutdown: nothing new may start
         self._memory_restarts: set[int] = set()
@@ -568,19 +569,18 @@ class Supervisor:
 
     # -- metrics --------------------------------------------------------------------------
 
-    def sample(self, *, cpu: bool = True) -> None:
-        """One pass over /proc: CPU and RSS of each process tree (the app and descendants).
-        With ``cpu`` off only memory is refreshed, leaving the CPU interval undisturbed."""
-        live = [p for p in self.processes.values() if p.pid is not None]
-        if not live:
-            if cpu:
-                self._cpu_prev.clear()
-            return
+    def sample(self, procs: Iterable[ManagedProcess] | None = None, *, cpu: bool = True) -> None:
+        """CPU and RSS of each process tree (the app and descendants), for ``procs`` or
+        every live process. With ``cpu`` off only memory is refreshed, leaving the CPU
+        interval undisturbed. CPU is the average since the process's previous sample."""
+        everything = procs is None
+        targets = [
+            p for p in (self.processes.values() if procs is None else procs) if p.pid is not None
+        ]
         now = time.monotonic()
-        seen: dict[int, tuple[float, int]] = {}
         table: dict[int, proctree.ProcInfo] | None = None
         children: dict[int, list[proctree.ProcInfo]] = {}
-        for proc in live:
+        for proc in targets:
             assert proc.pid is not None
             # Walk each app's own tree; read all of /proc only on kernels that cannot.
             members = None if table is not None else proctree.tree(proc.pid)
@@ -601,9 +601,33 @@ class Supervisor:
             if prev is not None and now > prev[0]:
                 used = max(0, ticks - prev[1]) / CLK_TCK
                 proc.cpu_usage = 100.0 * used / (now - prev[0])
-            seen[proc.pid] = (now, ticks)
-        if cpu:
-            self._cpu_prev = seen
+            self._cpu_prev[proc.pid] = (now, ticks)
+        if everything and cpu:
+            self._last_full_sample = now
+            live = {p.pid for p in targets}
+            for pid in [pid for pid in self._cpu_prev if pid not in live]:
+                del self._cpu_prev[pid]
+
+    def refresh(self) -> None:
+        """Before showing metrics: sample everything unless that was done less than one
+        sampling interval ago. Values shown are never older than the interval."""
+        if time.monotonic() - self._last_full_sample >= self.metrics_interval:
+            self.sample()
+
+    def tick(self, watched: bool) -> None:
+        """The daemon's periodic sample. While someone watches (WebSocket clients, log
+        followers) everything is sampled; otherwise only apps with a memory limit, so
+        limits act within the interval and an unwatched daemon stays nearly idle."""
+        if watched:
+            self.sample()
+            return
+        limited = [
+            p
+            for p in self.processes.values()
+            if p.pid is not None and p.spec.max_memory_restart is not None
+        ]
+        if limited:
+            self.sample(limited)
 
     def _enforce_memory_limit(self, proc: ManagedProcess) -> None:
         limit = proc.spec.max_memory_restart
@@ -629,8 +653,3 @@ class Supervisor:
         task = asyncio.get_running_loop().create_task(restart())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def run_sampler(self) -> None:
-        while True:
-            self.sample()
-            await asyncio.sleep(self.metrics_interval)

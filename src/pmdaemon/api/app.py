@@ -151,6 +151,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
     """The routes of SPEC §11.3 over processes; ``control`` adds the Unix-socket-only ones."""
 
     async def list_processes(request: Request) -> Response:
+        sup.refresh()
         procs = sup.sorted()
         status = request.query_params.get("status")
         if status is not None:
@@ -169,6 +170,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
 
     async def get_process(request: Request) -> Response:
         procs = sup.resolve(request.path_params["id"])
+        sup.refresh()
         if len(procs) == 1:
             return json_response(detail(procs[0]))
         return json_response([detail(p) for p in procs])

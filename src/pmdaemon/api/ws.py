@@ -160,6 +160,7 @@ async def websocket_endpoint(
     conn = Connection(ws, sup, options)
     reader = asyncio.get_running_loop().create_task(conn.read())
     try:
+        sup.refresh()
         await conn.send(message("process_list", {"processes": [p.view() for p in sup.sorted()]}))
         await conn.send(message("system_metrics", system.view(sup.counts())))
         while True:
