@@ -427,3 +427,14 @@ def test_foreground_web_daemon_stops_gracefully_on_sigterm(
     assert not alive(pid)
     state = json.loads((pmd.home / "state.json").read_text())
     assert state["processes"][0]["desired"] == "running"
+
+
+def test_attached_web_ends_cleanly_when_the_daemon_stops(pmd: Pmd, web: Callable[..., Web]) -> None:
+    my_app(pmd)
+    w = web("--api-key", KEY)
+    assert "serving the running daemon" in w.output()
+    pmd.run("kill")
+    assert w.proc.wait(timeout=30) == 0
+    w.join()
+    assert "the daemon stopped" in w.output() and "Traceback" not in w.output()
+    assert "internal error" not in w.output()

@@ -84,7 +84,8 @@ def cmd_web(home: Path, args: Any) -> int:
         render.warn("no API key is set: the API runs without authentication")
     client = Client(home, autostart=False)
     try:
-        response = client.open("POST", "/daemon/web", config)
+        # No timeout: the answer is a stream that lasts as long as this API is served.
+        response = client.open("POST", "/daemon/web", config, timeout=None)
     except DaemonNotRunning:
         become_daemon(home, config)  # does not return
     if response.status >= 400:
@@ -104,6 +105,8 @@ def cmd_web(home: Path, args: Any) -> int:
                 print(item["access"], flush=True)
     except KeyboardInterrupt:
         pass
+    except (EOFError, OSError):
+        print("web API ended: the daemon stopped", file=sys.stderr)
     finally:
         response.close()
     return 0
