@@ -15,7 +15,15 @@ from typing import Any
 
 from pmdaemon.errors import ConfigError, InvalidInput
 from pmdaemon.model import ProcessSpec
-from pmdaemon.specs import FIELDS, build_spec, default_name, fold_health, inert_warnings, suggest
+from pmdaemon.specs import (
+    FIELDS,
+    build_spec,
+    check_instance_ports,
+    default_name,
+    fold_health,
+    inert_warnings,
+    suggest,
+)
 
 MAX_FILE = 10 * 1024 * 1024
 FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
@@ -365,11 +373,18 @@ def _check_app(
             raw["env"] = {**raw.get("env", {}), **value}  # -e values beat the file's
     if "script" not in raw:
         problem("script", "missing: the program or file to run")
+    parsed: dict[str, Any] = {}
     for key, value in fold_health(raw).items():
         try:
-            FIELDS[key].parse(key, value) if key in FIELDS else None
+            parsed[key] = FIELDS[key].parse(key, value) if key in FIELDS else None
         except InvalidInput as exc:
             problem(key, exc.message)
+    # Checks across fields, reported with the rest when their fields are themselves valid.
+    if "port" in parsed and "instances" not in [p.field for p in problems]:
+        try:
+            check_instance_ports(parsed.get("instances") or 1, parsed["port"])
+        except InvalidInput as exc:
+            problem("port", exc.message)
     if problems:
         return None, problems
     try:

@@ -264,10 +264,11 @@ class Supervisor:
 
     async def create_many(
         self, configs: list[Mapping[str, Any]], base_env: Mapping[str, str], cwd: str
-    ) -> tuple[list[ManagedProcess], list[tuple[str, str]]]:
+    ) -> tuple[list[ManagedProcess], list[tuple[str, str]], list[str]]:
         """Start every app of an ecosystem file: all are validated, and their ports
         reserved, before any starts. An app whose name exists is started as it is.
-        Returns the processes and the (name, reason) of the apps that did not start."""
+        Returns the processes, the (name, reason) of the apps that did not start, and the
+        names of the apps that existed already."""
         self._refuse_if_closing()
         base_env = validate_env(base_env, "the captured environment")
         specs = []
@@ -308,7 +309,8 @@ class Supervisor:
         self.save()
         self.sample(cpu=False)
         started = [p for procs in apps for p in procs if p.id in self.processes]
-        return started, failures
+        existing = [spec.name for spec, plan in zip(specs, plans, strict=True) if plan is None]
+        return started, failures, existing
 
     async def each(
         self, procs: Iterable[ManagedProcess], action: Callable[[ManagedProcess], Awaitable[Any]]

@@ -199,8 +199,9 @@ def test_config_flag_start_by_name_and_file_commands(pmd: Pmd, tmp_path: Path) -
     assert all(p["pid"] != pids[p["name"]] for p in pmd.list())
     pmd.run("stop", str(path))
     assert {p["status"] for p in pmd.list()} == {"stopped"}
-    pmd.run("start", str(path))  # existing apps are started as they are
+    result = pmd.run("start", str(path))  # existing apps are started as they are
     assert {p["status"] for p in pmd.list()} == {"online"}
+    assert "existed already and kept their configuration" in result.stderr
     pmd.run("delete", str(path))
     assert pmd.list() == []
     result = pmd.run("--config", str(path), "start", "--name", "nope", check=False)

@@ -145,3 +145,27 @@ def test_file_names_for_stop_and_delete_are_read_leniently(tmp_path: Path) -> No
         ),
     )
     assert config.app_names(path) == ["api", "worker"]
+
+
+def test_cross_field_port_problems_come_with_the_others(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "both.json",
+        json.dumps(
+            {
+                "apps": [
+                    {
+                        "name": "web",
+                        "script": "a.py",
+                        "max_memory": "100M",
+                        "instances": 3,
+                        "port": "9000-9001",
+                    }
+                ]
+            }
+        ),
+    )
+    found = problems(path)
+    assert len(found) == 2
+    assert any("max_memory" in p for p in found)
+    assert any("2 port(s) for 3 instances" in p for p in found)

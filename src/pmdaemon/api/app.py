@@ -262,8 +262,13 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
             apps = body["apps"]
             if not isinstance(apps, list) or not apps or not all(isinstance(a, dict) for a in apps):
                 raise InvalidInput("invalid apps: expected a non-empty list of app objects")
-            procs, failures = await sup.create_many(apps, env, cwd)
+            procs, failures, existing = await sup.create_many(apps, env, cwd)
             warnings = sorted({w for app in apps for w in inert_warnings(app)})
+            if existing:
+                warnings.append(
+                    f"{', '.join(existing)} existed already and kept their configuration "
+                    "(delete them first to apply this file's)"
+                )
             return json_response(
                 {
                     "success": not failures,

@@ -335,7 +335,8 @@ def cmd_list(ctx: Context) -> int:
         query.append(f"status={quote(a.status)}")
     path = "/api/processes" + ("?" + "&".join(query) if query else "")
     procs = ctx.client().call("GET", path)
-    ctx.emit(procs, lambda: render.process_table(procs, ctx.paint))
+    hint = "no process matches" if query else "no processes: start one with `pmdaemon start SCRIPT`"
+    ctx.emit(procs, lambda: render.process_table(procs, ctx.paint, hint))
     return 0
 
 

@@ -42,7 +42,11 @@ def _dash(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
-def process_table(procs: list[dict[str, Any]], paint: Painter) -> str:
+def process_table(
+    procs: list[dict[str, Any]],
+    paint: Painter,
+    empty_hint: str = "no processes: start one with `pmdaemon start SCRIPT`",
+) -> str:
     headers = [
         "id",
         "name",
@@ -99,7 +103,7 @@ def process_table(procs: list[dict[str, Any]], paint: Painter) -> str:
         out.append(sep + sep.join(cells) + sep)
     out.append(border("└", "┴", "┘"))
     if not procs:
-        out.append("no processes: start one with `pmdaemon start SCRIPT`")
+        out.append(empty_hint)
     return "\n".join(out)
 
 
@@ -123,11 +127,27 @@ DETAIL_FIELDS = [
 ]
 
 
+DURATION_FIELDS = (
+    "min_uptime",
+    "restart_delay",
+    "exp_backoff_restart_delay",
+    "kill_timeout",
+    "wait_timeout",
+    "timeout",
+    "interval",
+)
+SIZE_FIELDS = ("max_memory_restart", "max_log_size")
+
+
 def _config_value(key: str, value: Any) -> str:
     if value is None or value == [] or value == {}:
         return "-"
-    if key in ("min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout"):
+    if key in DURATION_FIELDS and isinstance(value, int | float):
         return format_duration(float(value))
+    if key in SIZE_FIELDS and isinstance(value, int):
+        return format_bytes(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_config_value(k, v)}" for k, v in value.items() if v is not None)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
@@ -137,7 +157,7 @@ def _config_value(key: str, value: Any) -> str:
 
 def process_detail(p: dict[str, Any], paint: Painter) -> str:
     out = [paint.bold(f"Process {p['name']} (id {p['id']})"), ""]
-    width = 22
+    width = 28
     for label, key in DETAIL_FIELDS:
         value = p.get(key)
         if key == "status":
