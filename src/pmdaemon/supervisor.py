@@ -615,6 +615,10 @@ class Supervisor:
         sampling interval ago. Values shown are never older than the interval."""
         if time.monotonic() - self._last_full_sample >= self.metrics_interval:
             self.sample()
+        else:  # a run that started since has not been measured yet
+            fresh = [p for p in self.processes.values() if p.pid is not None and not p.memory_usage]
+            if fresh:
+                self.sample(fresh, cpu=False)
 
     def tick(self, watched: bool) -> None:
         """The daemon's periodic sample. While someone watches (WebSocket clients, log
