@@ -228,10 +228,10 @@ class ManagedProcess:
         self.last_restart_reason = reason
         self.history.append(RestartRecord(at=_iso(time.time()) or "", reason=reason, pid=self.pid))
 
-    def _spawn(self) -> None:
+    def _spawn(self, reason: str | None = None) -> None:
         """Start the child now (the caller holds the lock). On failure the process is
         errored and SpawnError propagates."""
-        self._set_state(ProcessState.STARTING)
+        self._set_state(ProcessState.STARTING, reason)
         try:
             env = self.environment()
             argv = launcher.command_line(self.spec, env)
@@ -343,18 +343,18 @@ class ManagedProcess:
             self._restart_task = None
             self._note_restart(reason)
             with contextlib.suppress(SpawnError):
-                self._spawn()
+                self._spawn(reason)
 
     def _cancel_pending_restart(self) -> None:
         if self._restart_task is not None:
             self._restart_task.cancel()
             self._restart_task = None
 
-    async def _terminate(self) -> None:
+    async def _terminate(self, reason: str | None = None) -> None:
         """Stop the running child and its whole tree (the caller holds the lock)."""
         if self.pid is None:
             return
-        self._set_state(ProcessState.STOPPING)
+        self._set_state(ProcessState.STOPPING, reason)
         self._stop_health_checks()
         gone = await proctree.kill_tree(
             self.pid, self._exited, signal.Signals[self.spec.kill_signal], self.spec.kill_timeout
@@ -420,7 +420,7 @@ class ManagedProcess:
         async with self._lock:
             self._check_not_deleted()
             self._cancel_pending_restart()
-            await self._terminate()
+            await self._terminate(reason)
             if env is not None:
                 self.base_env = dict(env)
             if not keep_port:
@@ -428,7 +428,7 @@ class ManagedProcess:
             self.desired = Desired.RUNNING
             self._counters = Counters()
             self._note_restart(reason)
-            self._spawn()
+            self._spawn(reason)
 
     async def wait_stable(self, duration: float) -> str | None:
         """None when the current run stays up for ``duration``; otherwise why not."""

@@ -68,6 +68,13 @@ def test_crash_restart_is_event_driven_and_publishes_states(tmp_path: Path) -> N
             assert event is not None
             seen.append(event.data["status"])
         assert seen == ["starting", "online", "restarting", "starting", "online"]
+        await sup.restart("p")  # a manual restart says why on its transitions too
+        reasons = []
+        while not events.queue.empty():
+            event = events.queue.get_nowait()
+            assert event is not None
+            reasons.append((event.data["status"], event.data["reason"]))
+        assert ("stopping", "manual") in reasons and ("starting", "manual") in reasons
         await sup.shutdown()
         assert not alive(proc.pid or old)
 
