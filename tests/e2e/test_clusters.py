@@ -50,6 +50,23 @@ def answer(port: int) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None
 
 
+def refused_start(pmd: Pmd, name: str, count: int, port: str) -> Any:
+    """`start http_app.py -n NAME -i COUNT -p PORT` expected to fail: its result."""
+    return pmd.run(
+        "start",
+        child("http_app.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        name,
+        "-i",
+        str(count),
+        "-p",
+        port,
+        check=False,
+    )
+
+
 def cluster(
     pmd: Pmd, name: str, count: int, port: str, *extra: str, script: str | None = None
 ) -> list[dict[str, Any]]:
@@ -108,68 +125,20 @@ def test_auto_ports_skip_managed_and_foreign_listeners_and_persist(pmd: Pmd) -> 
 def test_conflicts_are_refused_and_nothing_starts(pmd: Pmd) -> None:
     first = free_range(4)
     pmd.start(child("http_app.py"), "--interpreter", PY, "-n", "holder", "-p", str(first))
-    result = pmd.run(
-        "start",
-        child("http_app.py"),
-        "--interpreter",
-        PY,
-        "-n",
-        "web",
-        "-i",
-        "2",
-        "-p",
-        f"{first}-{first + 1}",
-        check=False,
-    )
+    result = refused_start(pmd, "web", 2, f"{first}-{first + 1}")
     assert result.returncode == 1 and "held by process 'holder'" in result.stderr
     foreign = socket.socket()
     foreign.bind(("127.0.0.1", first + 2))
     foreign.listen()
     try:
-        result = pmd.run(
-            "start",
-            child("http_app.py"),
-            "--interpreter",
-            PY,
-            "-n",
-            "web",
-            "-i",
-            "2",
-            "-p",
-            f"{first + 1}-{first + 2}",
-            check=False,
-        )
+        result = refused_start(pmd, "web", 2, f"{first + 1}-{first + 2}")
         assert result.returncode == 1 and "in use by" in result.stderr
         assert "pid" in result.stderr or "another program" in result.stderr
     finally:
         foreign.close()
-    result = pmd.run(
-        "start",
-        child("http_app.py"),
-        "--interpreter",
-        PY,
-        "-n",
-        "web",
-        "-i",
-        "4",
-        "-p",
-        f"{first + 1}-{first + 2}",
-        check=False,
-    )
+    result = refused_start(pmd, "web", 4, f"{first + 1}-{first + 2}")
     assert result.returncode == 1 and "2 port(s) for 4 instances" in result.stderr
-    result = pmd.run(
-        "start",
-        child("http_app.py"),
-        "--interpreter",
-        PY,
-        "-n",
-        "web",
-        "-i",
-        "3",
-        "-p",
-        str(first + 1),
-        check=False,
-    )
+    result = refused_start(pmd, "web", 3, str(first + 1))
     assert result.returncode == 1 and "give a range" in result.stderr
     assert [p["name"] for p in pmd.list()] == ["holder"]
 
