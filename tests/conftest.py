@@ -37,6 +37,9 @@ def pmd(home: Path) -> Iterator[Pmd]:
     PID the test saw must be gone (survivors are killed, then the test fails)."""
     runner = Pmd(home)
     yield runner
+    keeper = runner.keeper_pid()
+    if keeper is not None:
+        runner.seen_pids.add(keeper)  # the log keeper ends with the daemon too
     pid = runner.daemon_pid()
     if pid is not None and alive(pid):
         with contextlib.suppress(Exception):

@@ -105,6 +105,12 @@ class Pmd:
         except (OSError, ValueError):
             return None
 
+    def keeper_pid(self) -> int | None:
+        try:
+            return int((self.home / "logkeeper.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
     def wait_online(
         self, ident: str, *, not_pid: int | None = None, timeout: float = 10
     ) -> dict[str, Any]:

@@ -31,6 +31,8 @@ from pmdaemon.api.app import DaemonControl, build_control_app, read_json
 from pmdaemon.api.server import EmbeddedServer, WebConfig, WebServer
 from pmdaemon.errors import DaemonStartError, InvalidInput, PmdError
 from pmdaemon.events import EventBus
+from pmdaemon.logkeeper import raise_fd_limit
+from pmdaemon.logpipes import KeeperLogs
 from pmdaemon.paths import Home
 from pmdaemon.store import Store
 from pmdaemon.supervisor import Supervisor
@@ -128,11 +130,13 @@ class Daemon:
         self.sock = sock
         self.bus = EventBus()
         self.system = SystemSampler()
+        self.logs = KeeperLogs(home.root, home.daemon_log)
         self.supervisor = Supervisor(
             home,
             Store(home.state_file, home.previous_state_file),
             self.bus,
             metrics_interval=metrics_interval(),
+            logs=self.logs,
         )
         self.started = time.time()
         self.web_config = web
@@ -262,6 +266,10 @@ class Daemon:
                 raise DaemonStartError(exc.message) from None
             self.web_servers.append(web)
             print(f"pmdaemon web API on {url} ({web.describe_auth()})", flush=True)
+        try:
+            self.logs.ensure()
+        except OSError as exc:
+            log.error("no log keeper (%s): apps write their log files directly", exc)
         await self.supervisor.boot()
         tasks = [
             loop.create_task(self.sample(self.supervisor.metrics_interval)),
@@ -275,6 +283,7 @@ class Daemon:
         # refused with a reason instead of a refused connection that would start a second
         # daemon. The listeners close once every app is down.
         await self.supervisor.shutdown()
+        self.logs.close()
         for task in tasks:
             task.cancel()
         server.should_exit = True
@@ -336,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        raise_fd_limit()  # a pidfd and a pipe end or two per process
         sock = bind_control_socket(home.socket)
         home.pid_file.write_text(f"{os.getpid()}\n")
         os.chmod(home.pid_file, 0o600)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pmdaemon.errors import SpawnError
+from pmdaemon.logpipes import Outputs
 from pmdaemon.model import ProcessSpec
 
 INTERPRETERS = {
@@ -101,39 +102,25 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-def open_log(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-
-
 def spawn(
-    argv: list[str], cwd: str, env: Mapping[str, str], out_log: Path, err_log: Path
+    argv: list[str], cwd: str, env: Mapping[str, str], outputs: Outputs
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new session with stdout and stderr appended to the log files."""
-    if not os.path.isdir(cwd):
-        raise SpawnError(f"working directory {cwd!r} does not exist")
+    """Start ``argv`` in a new session with stdout and stderr on ``outputs`` (the log
+    keeper's pipes or the log files). The child's ends are closed here either way."""
     try:
-        out_fd = open_log(out_log)
-    except OSError as exc:
-        raise SpawnError(f"cannot open log file: {exc.strerror} ({exc.filename})") from None
-    try:
-        err_fd = open_log(err_log) if err_log != out_log else os.dup(out_fd)
-    except OSError as exc:
-        os.close(out_fd)
-        raise SpawnError(f"cannot open log file: {exc.strerror} ({exc.filename})") from None
-    try:
+        if not os.path.isdir(cwd):
+            raise SpawnError(f"working directory {cwd!r} does not exist")
         return subprocess.Popen(
             argv,
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
-            stdout=out_fd,
-            stderr=err_fd,
+            stdout=outputs.stdout,
+            stderr=outputs.stderr,
             start_new_session=True,
             close_fds=True,
         )
     except OSError as exc:
         raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
     finally:
-        os.close(out_fd)
-        os.close(err_fd)
+        outputs.close_child_ends()

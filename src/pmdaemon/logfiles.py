@@ -7,6 +7,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK = 64 * 1024
 MAX_LINE = 64 * 1024
@@ -14,13 +15,24 @@ MAX_TAIL_BYTES = 8 * 1024 * 1024
 
 
 def tail(path: Path, lines: int) -> list[str]:
-    """The last ``lines`` complete or trailing lines of ``path`` (empty if missing)."""
+    """The last ``lines`` lines of ``path``, reaching into its last rotated generation
+    (``path.1``) when the current file holds fewer."""
     return tail_at(path, lines)[0]
 
 
 def tail_at(path: Path, lines: int, max_bytes: int = MAX_TAIL_BYTES) -> tuple[list[str], int]:
-    """``tail`` plus the file offset it read up to, for a follow that starts there. Reads
-    backwards in blocks, at most ``max_bytes``: a file without newlines costs no more."""
+    """``tail`` plus the offset in the current file it read up to, for a follow that
+    starts there."""
+    found, end = _tail_one(path, lines, max_bytes)
+    if len(found) < lines:
+        older, _ = _tail_one(Path(f"{path}.1"), lines - len(found), max_bytes)
+        found = older + found
+    return found, end
+
+
+def _tail_one(path: Path, lines: int, max_bytes: int) -> tuple[list[str], int]:
+    """Reads backwards in blocks, at most ``max_bytes``: a file without newlines costs no
+    more."""
     try:
         with open(path, "rb") as f:
             end = f.seek(0, os.SEEK_END)
@@ -49,37 +61,60 @@ def tail_at(path: Path, lines: int, max_bytes: int = MAX_TAIL_BYTES) -> tuple[li
 async def follow(
     path: Path, offset: int | None = None, poll_interval: float = 0.1
 ) -> AsyncIterator[str]:
-    """Yield lines appended to ``path`` after ``offset`` (default: its end now); survives
-    truncation and replacement."""
-    size, inode = _stat(path)
-    offset = size if offset is None else offset
+    """Yield lines appended to ``path`` after ``offset`` (default: its end now). Survives
+    truncation (flush) and replacement (rotation): the old file is read to its end before
+    the new one is opened, so no line written before a rotation is missed."""
+    f, inode = _open(path)
+    pos = 0
+    if f is not None:
+        size = os.fstat(f.fileno()).st_size
+        pos = size if offset is None or offset > size else offset
     pending = b""
-    while True:
-        size, new_inode = _stat(path)
-        if new_inode != inode or size < offset:
-            offset, inode, pending = 0, new_inode, b""
-        if size > offset:
-            try:
-                with open(path, "rb") as f:
-                    f.seek(offset)
-                    chunk = f.read(size - offset)
-            except OSError:
-                chunk = b""
-            offset += len(chunk)
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                yield raw.decode("utf-8", errors="replace")
-            if len(pending) > MAX_LINE:
-                yield pending.decode("utf-8", errors="replace")
-                pending = b""
-        else:
+    try:
+        while True:
+            if f is not None:
+                size = os.fstat(f.fileno()).st_size
+                if size < pos:  # emptied by a flush: start over at its beginning
+                    pos, pending = 0, b""
+                if size > pos:
+                    f.seek(pos)
+                    chunk = f.read(min(size - pos, READ_STEP))
+                    pos += len(chunk)
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    for raw in complete:
+                        yield raw.decode("utf-8", errors="replace")
+                    if len(pending) > MAX_LINE:
+                        yield pending.decode("utf-8", errors="replace")
+                        pending = b""
+                    continue
+            if _inode(path) != inode:  # rotated or re-created; the old one is read out
+                if f is not None:
+                    f.close()
+                f, inode = _open(path)
+                pos = 0
+                continue
             await asyncio.sleep(poll_interval)
+    finally:
+        if f is not None:
+            f.close()
 
 
-def _stat(path: Path) -> tuple[int, int | None]:
+READ_STEP = 1024 * 1024
+
+
+def _open(path: Path) -> tuple[BinaryIO | None, tuple[int, int] | None]:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (kept open by follow)
+    except OSError:
+        return None, None
+    st = os.fstat(f.fileno())
+    return f, (st.st_dev, st.st_ino)
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
-        return 0, None
-    return st.st_size, st.st_ino
+        return None
+    return st.st_dev, st.st_ino

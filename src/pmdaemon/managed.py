@@ -20,6 +20,7 @@ from typing import Any
 from pmdaemon import launcher, proctree
 from pmdaemon.errors import InvalidTransition, OperationFailed, ProcessNotFound, SpawnError
 from pmdaemon.health import run_check
+from pmdaemon.logpipes import DirectLogs, LogSettings, Outputs, Stream
 from pmdaemon.model import (
     Desired,
     ExitRecord,
@@ -82,7 +83,13 @@ def _iso(ts: float | None) -> str | None:
 
 
 class ManagedProcess:
-    def __init__(self, record: ProcessRecord, home: Home, on_change: ChangeHook) -> None:
+    def __init__(
+        self,
+        record: ProcessRecord,
+        home: Home,
+        on_change: ChangeHook,
+        logs: DirectLogs | None = None,
+    ) -> None:
         self.id = record.id
         self.spec: ProcessSpec = record.spec
         self.base_env = record.base_env
@@ -109,6 +116,8 @@ class ManagedProcess:
         self.cpu_usage = 0.0
         self.memory_usage = 0
         self._home = home
+        self._logs = logs or DirectLogs()
+        self._log_streams: list[Stream] = []  # the log pipes of the current run
         self._on_change = on_change
         self._lock = asyncio.Lock()
         self._popen: subprocess.Popen[bytes] | None = None
@@ -235,7 +244,12 @@ class ManagedProcess:
         try:
             env = self.environment()
             argv = launcher.command_line(self.spec, env)
-            popen = launcher.spawn(argv, self.spec.cwd, env, self.out_log, self.error_log)
+            outputs = self._open_outputs()
+            try:
+                popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
+            except SpawnError:
+                self._logs.release(outputs.streams)
+                raise
         except (SpawnError, ValueError, OSError) as exc:
             message = exc.message if isinstance(exc, SpawnError) else f"cannot start: {exc}"
             self.last_error = message
@@ -244,12 +258,21 @@ class ManagedProcess:
                 raise
             raise SpawnError(message) from None
         self._run_env = env
+        self._log_streams = outputs.streams
         self._watch(popen.pid, popen)
         self.exit_code = None
         self.exit_signal = None
         self.last_error = None
         self._set_state(ProcessState.ONLINE)
         self._start_health_checks()
+
+    def _open_outputs(self) -> Outputs:
+        try:
+            return self._logs.outputs(self.out_log, self.error_log, LogSettings.of(self.spec))
+        except OSError as exc:
+            raise SpawnError(
+                f"cannot open log file: {exc.strerror or exc} ({exc.filename or self.out_log})"
+            ) from None
 
     def _watch(self, pid: int, popen: subprocess.Popen[bytes] | None) -> None:
         self._popen = popen
@@ -270,6 +293,9 @@ class ManagedProcess:
         try:
             self.started_at = started_at
             self._watch(pid, None)
+            self._log_streams = self._logs.adopt(
+                pid, self.out_log, self.error_log, LogSettings.of(self.spec)
+            )
         except OSError:
             self.pid = None
             return False
@@ -309,6 +335,7 @@ class ManagedProcess:
             self.pid = None
             self.pid_start_ticks = None
             self._popen = None
+            self._logs.release(self._log_streams)
             self.cpu_usage, self.memory_usage = 0.0, 0
             self._exited.set()
         self.exit_code, self.exit_signal = exit.code, exit.signal

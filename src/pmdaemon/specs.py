@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from pmdaemon.errors import InvalidInput
+from pmdaemon.logstamp import StampFormatError, compile_format
 from pmdaemon.model import HealthCheck, ProcessSpec, validate_name
 from pmdaemon.ports import PortKind, parse_port_spec
 from pmdaemon.units import parse_duration, parse_size, shown
@@ -22,6 +23,7 @@ MAX_STRING = 4096
 MAX_ARGS = 1024
 MAX_ENV = 16384
 MAX_ENV_VALUE = 128 * 1024  # the kernel's limit for one environment string
+MIN_LOG_SIZE = 1024
 
 
 def _string(field: str, value: Any, *, allow_empty: bool = False, limit: int = MAX_STRING) -> str:
@@ -179,6 +181,25 @@ def check_instance_ports(instances: int, port: int | str | None, field: str = "p
             f'instances; give at least "{spec.first}-{spec.first + instances - 1}"',
             {"field": field},
         )
+
+
+def _log_size(field: str, value: Any) -> int:
+    size = parse_size(value, field)
+    if size < MIN_LOG_SIZE:
+        raise InvalidInput(
+            f"invalid {field} {shown(value)}: a log file rotates at 1K at the least",
+            {"field": field},
+        )
+    return size
+
+
+def _date_format(field: str, value: Any) -> str:
+    text = _string(field, value)
+    try:
+        compile_format(text)
+    except StampFormatError as exc:
+        raise InvalidInput(f"invalid {field} {shown(value)}: {exc}", {"field": field}) from None
+    return text
 
 
 def _optional(parse: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
@@ -407,8 +428,12 @@ FIELDS: dict[str, Field] = {
     "out_file": Field(_optional(_string), STRING, "stdout log file"),
     "error_file": Field(_optional(_string), STRING, "stderr log file"),
     "time": Field(_bool, BOOL, "timestamp each log line"),
-    "log_date_format": Field(_optional(_string), STRING, "timestamp format of log lines"),
-    "max_log_size": Field(_size, SIZE_SCHEMA, "rotate a log file at this size"),
+    "log_date_format": Field(
+        _optional(_date_format),
+        STRING,
+        "timestamp format of log lines (moment.js tokens or strftime); enables timestamps",
+    ),
+    "max_log_size": Field(_log_size, SIZE_SCHEMA, "rotate a log file at this size (>= 1K)"),
     "max_log_files": Field(
         lambda f, v: _count(f, v, 1, 1000),
         count_schema(1, 1000),
@@ -435,13 +460,9 @@ for _flat in FLAT_HEALTH:
         f"flat form of health_check.{FLAT_HEALTH[_flat]}",
     )
 
-# Accepted and validated, but acting only in later work (a warning says so).
-INERT_FIELDS = {
-    "time": "per-line log timestamps are not written by this version",
-    "log_date_format": "per-line log timestamps are not written by this version",
-    "max_log_size": "log rotation is not done by this version",
-    "max_log_files": "log rotation is not done by this version",
-}
+# Fields accepted and validated but not acting in this version, with the warning that says
+# so (none at present: every field acts).
+INERT_FIELDS: dict[str, str] = {}
 
 
 def inert_warnings(raw: Mapping[str, Any]) -> list[str]:

@@ -25,6 +25,7 @@ from pmdaemon.errors import (
     ProcessNotFound,
 )
 from pmdaemon.events import EventBus
+from pmdaemon.logpipes import DirectLogs
 from pmdaemon.managed import ManagedProcess
 from pmdaemon.model import Desired, ProcessSpec, ProcessState
 from pmdaemon.paths import Home
@@ -53,9 +54,16 @@ def instance_spec(spec: ProcessSpec, name: str, index: int, count: int) -> Proce
 
 class Supervisor:
     def __init__(
-        self, home: Home, store: Store, bus: EventBus, *, metrics_interval: float = 1.0
+        self,
+        home: Home,
+        store: Store,
+        bus: EventBus,
+        *,
+        metrics_interval: float = 1.0,
+        logs: DirectLogs | None = None,
     ) -> None:
         self.home = home
+        self.logs = logs or DirectLogs()
         self.store = store
         self.bus = bus
         self.metrics_interval = metrics_interval
@@ -103,7 +111,7 @@ class Supervisor:
             self.save()
 
     def _managed(self, record: ProcessRecord) -> ManagedProcess:
-        proc = ManagedProcess(record, self.home, self._changed)
+        proc = ManagedProcess(record, self.home, self._changed, self.logs)
         proc.on_health = self._health_changed
         return proc
 

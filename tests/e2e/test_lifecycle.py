@@ -36,7 +36,10 @@ def test_sigkilled_app_is_restarted_by_the_daemon_alone(pmd: Pmd) -> None:
     assert daemon is not None
     os.kill(old, signal.SIGKILL)
     # Observe through /proc only: no CLI runs between the kill and the new child.
-    new = wait_until(lambda: [p for p in children_of(daemon) if p != old], what="a new child")
+    keeper = pmd.keeper_pid()  # the log keeper is the daemon's child too
+    new = wait_until(
+        lambda: [p for p in children_of(daemon) if p not in (old, keeper)], what="a new child"
+    )
     assert not alive(old)
     info = pmd.wait_online("web")
     assert info["pid"] == new[0]

@@ -205,14 +205,10 @@ def test_logs_follow_ends_cleanly_when_the_daemon_stops(pmd: Pmd) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_until(lambda: "follow=1" in "".join(_daemon_fds_hint(pmd)) or True)
+    wait_until(lambda: pmd.json("ping")["event_subscribers"] >= 1, what="follow open")
     pmd.run("kill")
     _, err = follower.communicate(timeout=30)
     assert follower.returncode == 0 and "Traceback" not in err
-
-
-def _daemon_fds_hint(pmd: Pmd) -> list[str]:
-    return []
 
 
 def test_start_name_prefers_the_existing_process_over_a_same_named_path(

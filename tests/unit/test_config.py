@@ -238,28 +238,24 @@ apps:
     assert spec.env == {"NODE_ENV": "production"}
 
 
-def test_warnings_for_fields_that_do_not_act_yet(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "eco.json",
-        json.dumps(
-            {
-                "apps": [
-                    {
-                        "script": "a.py",
-                        "time": True,
-                        "max_log_size": "5M",
-                        "health_check": {"type": "script", "script": "./check.sh"},
-                        "wait_ready": True,
-                    }
-                ]
-            }
-        ),
-    )
-    [app] = config.load(path)
-    assert any("timestamps" in w for w in app.warnings)
-    assert any("rotation" in w for w in app.warnings)
-    assert not any("health" in w or "wait_ready" in w for w in app.warnings)
+def test_log_fields_are_checked(tmp_path: Path) -> None:
+    def load(extra: dict[str, object]) -> list[str]:
+        path = write(tmp_path, "eco.json", json.dumps({"apps": [{"script": "a.py", **extra}]}))
+        try:
+            [app] = config.load(path)
+        except config.EcosystemError as exc:
+            return [p.message for p in exc.problems]
+        assert not app.warnings  # every log field acts now
+        return []
+
+    assert load({"time": True, "max_log_size": "5M", "log_date_format": "YYYY-MM-DD HH:mm Z"}) == []
+    assert load({"log_date_format": "%Y-%m-%d %H:%M:%S"}) == []
+    [problem] = load({"log_date_format": "yyyy-mm-dd"})
+    assert "log_date_format" in problem and "'y' is not a date token" in problem
+    [problem] = load({"log_date_format": "[no tokens]"})
+    assert "no date or time token" in problem
+    [problem] = load({"max_log_size": "100"})
+    assert "max_log_size" in problem and "1K" in problem
 
 
 def test_schema_is_current_and_shipped() -> None:

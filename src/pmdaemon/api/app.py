@@ -6,7 +6,6 @@ JSON shapes, so the CLI and remote clients see one API."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -295,18 +294,8 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
 
     async def flush(request: Request) -> Response:
         procs = sup.resolve(request.path_params["id"])
-        paths = {path for p in procs for path in (p.out_log, p.error_log)}
-
-        def empty() -> int:
-            count = 0
-            for path in paths:
-                # Appending writers (O_APPEND) go on at the new end: nothing is torn.
-                with contextlib.suppress(FileNotFoundError):
-                    os.truncate(path, 0)
-                    count += 1
-            return count
-
-        count = await asyncio.to_thread(empty)
+        paths = sorted({path for p in procs for path in (p.out_log, p.error_log)})
+        count = sup.logs.flush(paths)  # through the keeper, between two of its writes
         return action_result(f"Flushed {count} log file(s)", procs)
 
     async def scale(request: Request) -> Response:

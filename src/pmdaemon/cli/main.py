@@ -44,6 +44,9 @@ CONFIG_FLAGS = (
     "stop_exit_codes",
     "out_file",
     "error_file",
+    "log_date_format",
+    "max_log_size",
+    "max_log_files",
 )
 
 
@@ -103,6 +106,8 @@ def flag_config(a: argparse.Namespace) -> dict[str, Any]:
         config["autorestart"] = False
     if a.wait_ready:
         config["wait_ready"] = True
+    if a.time:
+        config["time"] = True
     if a.env:
         config["env"] = dict(a.env)
     if a.script_args:
@@ -564,6 +569,15 @@ def build_parser() -> Parser:
     p.add_argument("--no-autorestart", action="store_true", help="do not restart when it exits")
     p.add_argument("--out-file", help="stdout log file (default: <home>/logs/<name>-out.log)")
     p.add_argument("--error-file", help="stderr log file (default: <home>/logs/<name>-error.log)")
+    p.add_argument("--time", action="store_true", help="start each log line with a timestamp")
+    p.add_argument(
+        "--log-date-format",
+        metavar="FMT",
+        help="timestamp format, moment.js style (YYYY-MM-DDTHH:mm:ss.SSSZ) or strftime "
+        "(%%Y-%%m-%%d %%H:%%M:%%S); implies --time",
+    )
+    p.add_argument("--max-log-size", metavar="SIZE", help="rotate a log file at this size (10M)")
+    p.add_argument("--max-log-files", metavar="N", help="rotated files kept per log (5)")
     p.set_defaults(script_args=[])
 
     p = command(

@@ -1,0 +1,499 @@
+"""The log keeper: a small process of its own that reads the apps' stdout and stderr pipes
+and writes the log files, rotating them by size at line boundaries and stamping lines when
+asked.
+
+Why a process of its own: apps must never block or lose output because the daemon is busy,
+restarting or killed. The keeper holds the read end of every pipe, so an app's writes land
+in its files while no daemon runs (the daemon keeps a second read end of each pipe, so a
+keeper that dies takes no app down with SIGPIPE; the daemon starts a new keeper and hands it
+the pipes again).
+
+Protocol: a SOCK_SEQPACKET socket ``<home>/logkeeper.sock`` (0600). Each message is one
+JSON object; ``attach`` carries the pipe's read end as SCM_RIGHTS.
+
+- ``{"op": "attach", "path", "max_size", "max_files", "stamp": parts|null}`` + fd: read the
+  pipe into the file (a pipe already attached only updates the file's settings).
+- ``{"op": "flush", "paths": [...]}`` -> ``{"ok": true, "flushed": n}``: empty the files
+  and remove their rotated generations.
+- ``{"op": "stats"}`` -> ``{"pid", "sources", "files", "dropped"}``.
+
+It runs as ``python -m pmdaemon.logkeeper HOME`` and exits once no daemon is connected and
+every pipe has reached its end. Only the standard library is imported (it must stay small:
+its memory counts against the daemon's)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import stat
+import sys
+import time
+from pathlib import Path
+
+from pmdaemon.logstamp import Parts, Stamper
+
+READ_MAX = 1024 * 1024  # bytes taken from one pipe per turn
+MAX_LINE = 64 * 1024  # a line longer than this is written in pieces
+PARTIAL_FLUSH = 1.0  # seconds a line without its newline waits before it is written anyway
+RECHECK = 1.0  # seconds between looks at whether a log file was moved or emptied outside
+PIPE_SIZE = 1024 * 1024  # asked for each pipe (the kernel may give less)
+F_SETPIPE_SZ = 1031
+MSG_MAX = 64 * 1024
+NEWLINE = ord("\n")
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} logkeeper {os.getpid()}: {message}", flush=True)
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, 1 << 20), hard))
+
+
+class LogFile:
+    """One log file: its open descriptor, size and rotation settings."""
+
+    def __init__(self, path: str, max_size: int, max_files: int, stamp: Parts | None) -> None:
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max_files
+        self.stamper = Stamper(stamp) if stamp else None
+        self.fd = -1
+        self.size = 0
+        self.inode = (0, 0)
+        self.sources = 0
+        self.checked = 0.0
+        self.dropped = 0
+        self.failing = False
+        self.open()
+
+    def configure(self, max_size: int, max_files: int, stamp: Parts | None) -> None:
+        self.max_size, self.max_files = max_size, max_files
+        if stamp != (self.stamper.parts if self.stamper else None):
+            self.stamper = Stamper(stamp) if stamp else None
+
+    def open(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640
+            )
+            st = os.fstat(self.fd)
+        except OSError as exc:
+            self._failed(exc)
+            return
+        self.size, self.inode, self.checked = st.st_size, (st.st_dev, st.st_ino), time.monotonic()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _failed(self, exc: OSError) -> None:
+        if not self.failing:
+            log(f"cannot write {self.path}: {exc.strerror}; dropping its lines until it can")
+        self.failing = True
+
+    def recheck(self, now: float) -> None:
+        """Follow a file moved, removed or emptied by someone else (logrotate, `> file`)."""
+        if now - self.checked < RECHECK and self.fd >= 0:
+            return
+        self.checked = now
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self.open()
+            return
+        if (st.st_dev, st.st_ino) != self.inode or self.fd < 0:
+            self.open()
+        else:
+            self.size = st.st_size
+
+    def write(self, buf: bytes | bytearray, start: int = 0, end: int | None = None) -> None:
+        """Append ``buf[start:end]`` (whole lines, as a rule), rotating between lines so
+        that no file grows past max_size unless a single line is longer than that."""
+        end = len(buf) if end is None else end
+        self.recheck(time.monotonic())
+        while start < end:
+            room = self.max_size - self.size
+            if end - start <= room:
+                self._append(buf, start, end)
+                return
+            cut = buf.rfind(b"\n", start, start + max(room, 0)) + 1
+            if cut == 0 and self.size == 0:  # one line longer than a whole file
+                cut = buf.find(b"\n", start, end) + 1 or end
+            if cut:
+                self._append(buf, start, cut)
+                start = cut
+            if start < end:
+                self.rotate()
+
+    def _append(self, buf: bytes | bytearray, start: int, end: int) -> None:
+        if self.fd < 0:
+            self.open()
+            if self.fd < 0:
+                self.dropped += end - start
+                return
+        view = memoryview(buf)[start:end]
+        while view:
+            try:
+                written = os.write(self.fd, view)
+            except InterruptedError:
+                continue
+            except OSError as exc:  # a full disk: keep the app running, drop the lines
+                self._failed(exc)
+                self.dropped += len(view)
+                return
+            self.size += written
+            view = view[written:]
+        if self.failing:
+            log(f"writing {self.path} again")
+            self.failing = False
+
+    def rotate(self) -> None:
+        """out.log -> out.log.1 -> ... -> out.log.N; the oldest is dropped."""
+        try:
+            for index in range(self.max_files - 1, 0, -1):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{self.path}.{index}", f"{self.path}.{index + 1}")
+            os.replace(self.path, f"{self.path}.1")
+        except OSError as exc:
+            self._failed(exc)
+            with contextlib.suppress(OSError):  # cannot rename: never grow without bound
+                os.ftruncate(self.fd, 0)
+        self.open()
+
+    def flush(self) -> None:
+        flush_file(self.path)
+        self.size = 0
+
+
+def flush_file(path: str) -> None:
+    """Empty ``path`` (a writer appending to it goes on at the new end) and remove its
+    rotated generations."""
+    directory, name = os.path.split(path)
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(directory or "."):
+            suffix = entry[len(name) + 1 :]
+            if entry.startswith(name + ".") and suffix.isdigit():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(directory, entry))
+    with contextlib.suppress(FileNotFoundError):
+        os.truncate(path, 0)
+
+
+class Source:
+    """One pipe: its read end and a line not yet complete."""
+
+    def __init__(self, fd: int, target: LogFile, key: tuple[int, int]) -> None:
+        self.fd = fd
+        self.target = target
+        self.key = key
+        self.pending = b""
+        self.pending_since = 0.0
+        self.mid_line = False  # a partial line was written: the next bytes continue it
+
+    def emit(self, buf: bytes | bytearray, start: int, end: int) -> None:
+        """Write ``buf[start:end]``, each line stamped when the file asks for it."""
+        if start >= end:
+            return
+        stamper = self.target.stamper
+        if stamper is not None:
+            prefix = stamper.prefix(time.time())
+            data = bytes(buf[start:end])
+            body = data[:-1].replace(b"\n", b"\n" + prefix) + data[-1:]
+            out = body if self.mid_line else prefix + body
+            buf, start, end = out, 0, len(out)
+        self.mid_line = buf[end - 1] != NEWLINE
+        self.target.write(buf, start, end)
+
+    def feed(self, buf: bytearray, size: int, now: float) -> None:
+        """Take ``buf[:size]`` just read: complete lines are written now, a trailing
+        partial line waits for its end (or PARTIAL_FLUSH, or MAX_LINE bytes)."""
+        cut = buf.rfind(b"\n", 0, size) + 1
+        start = 0
+        if self.pending:
+            if cut == 0:
+                self.pending += bytes(buf[:size])
+                if len(self.pending) > MAX_LINE:
+                    self.drain_partial(now, force=True, newline=False)
+                return
+            first = buf.find(b"\n", 0, size) + 1
+            line = self.pending + bytes(buf[:first])
+            self.pending = b""
+            self.emit(line, 0, len(line))
+            start = first
+        if cut < size and size - cut <= MAX_LINE:
+            self.pending = bytes(buf[max(cut, start) : size])
+            self.pending_since = now
+            size = max(cut, start)
+        self.emit(buf, start, size)
+
+    def drain_partial(self, now: float, force: bool = False, newline: bool = True) -> None:
+        if self.pending and (force or now - self.pending_since >= PARTIAL_FLUSH):
+            data, self.pending = self.pending, b""
+            if force and newline:
+                data += b"\n"
+            self.emit(data, 0, len(data))
+
+
+class Keeper:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.sel = selectors.DefaultSelector()
+        self.files: dict[str, LogFile] = {}
+        self.sources: dict[int, Source] = {}
+        self.pipes: dict[tuple[int, int], Source] = {}
+        self.clients: set[socket.socket] = set()
+        self.listener: socket.socket | None = None
+        self.buffer = bytearray(READ_MAX)  # every read lands here: no allocation per read
+        self.stopping = False
+        self.leaving = False  # the daemon said goodbye: no need to wait for a next one
+
+    def listen(self) -> None:
+        # SIGTERM wakes the loop through a pipe; the loop then writes what it has and ends.
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        self.sel.register(wake_r, selectors.EVENT_READ, "signal")
+        path = self.home / "logkeeper.sock"
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        old = os.umask(0o177)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old)
+        sock.listen(16)
+        sock.setblocking(False)
+        self.listener = sock
+        self.sel.register(sock, selectors.EVENT_READ, "listen")
+
+    # -- control --------------------------------------------------------------------------
+
+    def accept(self) -> None:
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        uid = os.getuid()
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        if int.from_bytes(creds[4:8], sys.byteorder) != uid:
+            conn.close()  # only the owner of the home talks to its keeper
+            return
+        conn.setblocking(False)
+        self.leaving = False
+        self.clients.add(conn)
+        self.sel.register(conn, selectors.EVENT_READ, "client")
+
+    def drop_client(self, conn: socket.socket) -> None:
+        self.sel.unregister(conn)
+        self.clients.discard(conn)
+        conn.close()
+
+    def on_message(self, conn: socket.socket) -> None:
+        try:
+            raw, fds, _, _ = socket.recv_fds(conn, MSG_MAX, 4)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.drop_client(conn)
+            return
+        if not raw:
+            for fd in fds:
+                os.close(fd)
+            self.drop_client(conn)
+            return
+        try:
+            message = json.loads(raw)
+            reply = self.handle(message, fds)
+        except Exception as exc:  # a bad message must not end the keeper
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            log(f"bad request: {reply['error']}")
+        if reply is not None:
+            with contextlib.suppress(OSError):
+                conn.send(json.dumps(reply).encode())
+
+    def handle(self, message: dict[str, object], fds: list[int]) -> dict[str, object] | None:
+        op = message.get("op")
+        if op == "attach":
+            for fd in fds:
+                self.attach(fd, message)
+            return None
+        if op == "flush":
+            paths = message.get("paths")
+            assert isinstance(paths, list)
+            for path in paths:
+                target = self.files.get(str(path))
+                if target is not None:
+                    target.flush()
+                else:
+                    flush_file(str(path))
+            return {"ok": True, "flushed": len(paths)}
+        if op == "bye":  # the daemon stops: end once the pipes have
+            self.leaving = True
+            return None
+        if op == "stats":
+            return {
+                "ok": True,
+                "pid": os.getpid(),
+                "sources": len(self.sources),
+                "files": sorted(self.files),
+                "dropped": sum(f.dropped for f in self.files.values()),
+            }
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def attach(self, fd: int, message: dict[str, object]) -> None:
+        path = str(message["path"])
+        max_size, max_files = int(message["max_size"]), int(message["max_files"])  # type: ignore[call-overload]
+        stamp = message.get("stamp")
+        st = os.fstat(fd)
+        if not stat.S_ISFIFO(st.st_mode):
+            os.close(fd)
+            raise ValueError("attach: not a pipe")
+        target = self.files.get(path)
+        if target is None:
+            target = self.files[path] = LogFile(path, max_size, max_files, stamp)  # type: ignore[arg-type]
+        else:
+            target.configure(max_size, max_files, stamp)  # type: ignore[arg-type]
+        key = (st.st_dev, st.st_ino)
+        if key in self.pipes:  # already read here (a re-adopted process): one reader only
+            os.close(fd)
+            return
+        os.set_blocking(fd, False)
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+        source = Source(fd, target, key)
+        target.sources += 1
+        self.sources[fd] = source
+        self.pipes[key] = source
+        self.sel.register(fd, selectors.EVENT_READ, "pipe")
+
+    # -- pipes ----------------------------------------------------------------------------
+
+    def on_readable(self, fd: int, now: float) -> None:
+        source = self.sources[fd]
+        try:
+            size = os.readv(fd, [self.buffer])
+        except BlockingIOError:
+            return
+        except OSError:
+            size = 0
+        if size:
+            source.feed(self.buffer, size, now)
+        else:
+            self.close_source(source, now)
+
+    def close_source(self, source: Source, now: float) -> None:
+        source.drain_partial(now, force=True)
+        self.sel.unregister(source.fd)
+        os.close(source.fd)
+        del self.sources[source.fd]
+        self.pipes.pop(source.key, None)
+        target = source.target
+        target.sources -= 1
+        if target.sources == 0:
+            target.close()
+            del self.files[target.path]
+
+    def next_timeout(self, now: float) -> float | None:
+        waits = [s.pending_since + PARTIAL_FLUSH - now for s in self.sources.values() if s.pending]
+        return max(0.0, min(waits)) if waits else None
+
+    # -- main loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        idle_since: float | None = None
+        while True:
+            now = time.monotonic()
+            if not self.clients and not self.sources:
+                # Give a daemon that is (re)starting a moment to connect, then leave.
+                idle_since = idle_since or now
+                if self.leaving or now - idle_since > 2.0:
+                    return 0
+            else:
+                idle_since = None
+            timeout = self.next_timeout(now)
+            if idle_since is not None:
+                timeout = 0.1 if timeout is None else min(timeout, 0.1)
+            for key, _ in self.sel.select(timeout):
+                kind = key.data
+                if kind == "pipe":
+                    self.on_readable(key.fd, time.monotonic())
+                elif kind == "client":
+                    self.on_message(key.fileobj)  # type: ignore[arg-type]
+                elif kind == "signal":
+                    with contextlib.suppress(OSError):
+                        os.read(key.fd, 64)
+                    self.stopping = True
+                else:
+                    self.accept()
+            if self.stopping:
+                return 0
+            now = time.monotonic()
+            for source in list(self.sources.values()):
+                source.drain_partial(now)
+
+    def finish(self) -> None:
+        """Write what the pipes hold and what is pending, and let go of the socket."""
+        now = time.monotonic()
+        for source in list(self.sources.values()):
+            with contextlib.suppress(OSError):
+                while size := os.readv(source.fd, [self.buffer]):
+                    source.feed(self.buffer, size, now)
+            source.drain_partial(now, force=True)
+        if self.listener is not None:  # ours: no other keeper binds while we hold the lock
+            with contextlib.suppress(OSError):
+                (self.home / "logkeeper.sock").unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m pmdaemon.logkeeper HOME", file=sys.stderr)
+        return 2
+    home = Path(args[0])
+    lock = os.open(home / "logkeeper.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another keeper serves this home
+    raise_fd_limit()
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the CLI is not ours
+    keeper = Keeper(home)
+    keeper.listen()
+    pid_file = os.open(home / "logkeeper.pid", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(pid_file, f"{os.getpid()}\n".encode())
+    os.close(pid_file)
+    log("started")
+    try:
+        return keeper.run()
+    finally:
+        keeper.finish()
+        with contextlib.suppress(OSError):
+            if (home / "logkeeper.pid").read_text().strip() == str(os.getpid()):
+                (home / "logkeeper.pid").unlink()
+        log("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Where a child's stdout and stderr go: pipes read by the log keeper (rotation, timestamps,
+nothing lost while the daemon restarts), or, when no keeper can run, the files themselves.
+
+The daemon keeps a second read end of every pipe it hands to the keeper. Nobody reads from
+it; it exists so that a keeper that dies leaves the pipes with a reader (the apps' writes
+wait in the pipe instead of failing with EPIPE) until a new keeper takes them over."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pmdaemon.logstamp import DEFAULT_FORMAT, Parts, compile_format
+from pmdaemon.model import ProcessSpec
+
+log = logging.getLogger("pmdaemon.logs")
+CONNECT_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    max_size: int
+    max_files: int
+    stamp: Parts | None
+
+    @classmethod
+    def of(cls, spec: ProcessSpec) -> LogSettings:
+        stamp = None
+        if spec.time or spec.log_date_format:
+            stamp = compile_format(spec.log_date_format or DEFAULT_FORMAT)
+        return cls(spec.max_log_size, spec.max_log_files, stamp)
+
+
+@dataclass
+class Stream:
+    backup: int  # the daemon's read end of the pipe
+    path: Path
+    settings: LogSettings
+
+
+@dataclass
+class Outputs:
+    """The child's stdout and stderr descriptors (closed by the caller once it has
+    spawned), and the streams the daemon holds for it until it exits."""
+
+    stdout: int
+    stderr: int
+    streams: list[Stream] = field(default_factory=list)
+
+    def close_child_ends(self) -> None:
+        for fd in {self.stdout, self.stderr}:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def open_append(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
+class DirectLogs:
+    """Children append to their files themselves: no rotation, no timestamps. Used when no
+    keeper runs (in-process tests, or a keeper that cannot start)."""
+
+    def outputs(self, out: Path, err: Path, settings: LogSettings) -> Outputs:
+        out_fd = open_append(out)
+        try:
+            err_fd = open_append(err) if err != out else out_fd
+        except OSError:
+            os.close(out_fd)
+            raise
+        return Outputs(out_fd, err_fd)
+
+    def adopt(self, pid: int, out: Path, err: Path, settings: LogSettings) -> list[Stream]:
+        return []
+
+    def release(self, streams: list[Stream]) -> None:
+        for stream in streams:
+            with contextlib.suppress(OSError):
+                os.close(stream.backup)
+        streams.clear()
+
+    def flush(self, paths: list[Path]) -> int:
+        from pmdaemon.logkeeper import flush_file
+
+        for path in paths:
+            flush_file(str(path))
+        return len(paths)
+
+    def close(self) -> None:
+        pass
+
+
+class KeeperLogs(DirectLogs):
+    """Pipes to the log keeper process of this home."""
+
+    def __init__(self, home_root: Path, daemon_log: Path) -> None:
+        self.root = home_root
+        self.socket_path = home_root / "logkeeper.sock"
+        self.daemon_log = daemon_log
+        self.sock: socket.socket | None = None
+        self.keeper: subprocess.Popen[bytes] | None = None
+        self.streams: dict[int, Stream] = {}  # by backup fd
+        self.closed = False
+
+    # -- the keeper -----------------------------------------------------------------------
+
+    def _connect(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(str(self.socket_path))
+        except OSError:
+            sock.close()
+            return None
+        sock.settimeout(REQUEST_TIMEOUT)
+        return sock
+
+    def _spawn_keeper(self) -> None:
+        if self.keeper is not None and self.keeper.poll() is None:
+            return
+        out = os.open(self.daemon_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            self.keeper = subprocess.Popen(
+                [sys.executable, "-m", "pmdaemon.logkeeper", str(self.root)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                close_fds=True,
+                cwd="/",
+            )
+        finally:
+            os.close(out)
+
+    def ensure(self) -> socket.socket:
+        """The connection to the keeper, starting one if none answers. OSError if no
+        keeper can be reached."""
+        if self.sock is not None:
+            return self.sock
+        if self.closed:
+            raise OSError("the daemon is stopping")
+        sock = self._connect()
+        if sock is None:
+            self._spawn_keeper()
+            deadline = time.monotonic() + CONNECT_TIMEOUT
+            while sock is None and time.monotonic() < deadline:
+                if self.keeper is not None and self.keeper.poll() is not None:
+                    # It lost the lock race to a keeper that was just leaving: try again.
+                    self._spawn_keeper()
+                time.sleep(0.01)  # sleep-ok: waiting for a socket to be bound
+                sock = self._connect()
+            if sock is None:
+                raise OSError("the log keeper did not start")
+        self.sock = sock
+        with contextlib.suppress(RuntimeError):
+            import asyncio
+
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable)
+        # A new keeper (or one whose daemon died) gets every pipe this daemon holds.
+        for stream in list(self.streams.values()):
+            self._send_attach(sock, stream)
+        return sock
+
+    def _on_readable(self) -> None:
+        """Nothing is sent to us unasked: readable means the keeper went away."""
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost("the log keeper exited")
+
+    def _lost(self, why: str) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                import asyncio
+
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+        if self.keeper is not None:
+            self.keeper.poll()  # reap it
+        if self.closed:
+            return
+        log.warning("%s; starting a new one with %d pipes", why, len(self.streams))
+        try:
+            self.ensure()
+        except OSError as exc:
+            log.error("cannot start the log keeper: %s", exc)
+
+    def _send_attach(self, sock: socket.socket, stream: Stream) -> None:
+        message = {
+            "op": "attach",
+            "path": str(stream.path),
+            "max_size": stream.settings.max_size,
+            "max_files": stream.settings.max_files,
+            "stamp": stream.settings.stamp,
+        }
+        socket.send_fds(sock, [json.dumps(message).encode()], [stream.backup])
+
+    def _attach(self, stream: Stream) -> None:
+        self.streams[stream.backup] = stream
+        for _ in range(2):
+            sock = self.ensure()
+            try:
+                self._send_attach(sock, stream)
+                return
+            except OSError as exc:
+                self._lost(f"the log keeper did not take a pipe ({exc.strerror or exc})")
+        raise OSError("the log keeper does not answer")
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        sock = self.ensure()
+        try:
+            sock.send(json.dumps(message).encode())
+            reply: dict[str, Any] = json.loads(sock.recv(65536) or b"null") or {}
+        except (OSError, ValueError) as exc:
+            self._lost(f"the log keeper did not answer ({exc})")
+            raise OSError("the log keeper did not answer") from None
+        return reply
+
+    # -- what ManagedProcess asks for -----------------------------------------------------
+
+    def outputs(self, out: Path, err: Path, settings: LogSettings) -> Outputs:
+        if self.closed:
+            return super().outputs(out, err, settings)
+        for path in {out, err}:  # a file that cannot be written refuses the start now
+            os.close(open_append(path))
+        pipes: list[tuple[int, int]] = []
+        streams: list[Stream] = []
+        try:
+            for path in [out] if err == out else [out, err]:
+                read_end, write_end = os.pipe2(os.O_CLOEXEC)
+                pipes.append((read_end, write_end))
+                streams.append(Stream(read_end, path, settings))
+            for stream in streams:
+                self._attach(stream)
+        except OSError as exc:
+            for read_end, write_end in pipes:
+                self.streams.pop(read_end, None)
+                os.close(read_end)
+                os.close(write_end)
+            log.error("log pipes unavailable (%s); %s writes its files directly", exc, out)
+            return super().outputs(out, err, settings)
+        writes = [w for _, w in pipes]
+        return Outputs(writes[0], writes[-1], streams)
+
+    def adopt(self, pid: int, out: Path, err: Path, settings: LogSettings) -> list[Stream]:
+        """Hold and hand to the keeper the pipes of a child left by an earlier daemon (the
+        keeper skips the ones it already reads)."""
+        if self.closed:
+            return []
+        streams: list[Stream] = []
+        seen: set[str] = set()
+        for fd, path in ((1, out), (2, err)):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if not target.startswith("pipe:") or target in seen:
+                    continue
+                seen.add(target)
+                backup = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            stream = Stream(backup, path, settings)
+            try:
+                self._attach(stream)
+            except OSError:
+                self.streams.pop(backup, None)
+                os.close(backup)
+                continue
+            streams.append(stream)
+        return streams
+
+    def release(self, streams: list[Stream]) -> None:
+        for stream in streams:
+            self.streams.pop(stream.backup, None)
+        super().release(streams)
+
+    def flush(self, paths: list[Path]) -> int:
+        try:
+            reply = self.request({"op": "flush", "paths": [str(p) for p in paths]})
+        except OSError:
+            return super().flush(paths)
+        return int(reply.get("flushed", 0))
+
+    def close(self) -> None:
+        """At daemon exit, after every app stopped: the keeper ends once its pipes do."""
+        self.closed = True
+        for fd in list(self.streams):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.streams.clear()
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                import asyncio
+
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+            with contextlib.suppress(OSError):
+                sock.send(b'{"op": "bye"}')
+            sock.close()
+
+
+LogRouter = DirectLogs  # the interface ManagedProcess uses; KeeperLogs is the daemon's
