@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -25,9 +26,11 @@ import uvicorn
 import uvloop
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from pmdaemon import __version__
 from pmdaemon.api.app import DaemonControl, build_control_app, read_json
+from pmdaemon.api.audit import AuditLog
 from pmdaemon.api.server import EmbeddedServer, WebConfig, WebServer
 from pmdaemon.errors import DaemonStartError, InvalidInput, PmdError
 from pmdaemon.events import EventBus
@@ -124,6 +127,29 @@ def redirect_output(home: Home) -> None:
     os.close(null)
 
 
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a unix socket (SO_PEERCRED)."""
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+class OwnerOnlyProtocol(HttpToolsProtocol):
+    """The control socket's HTTP protocol: a connection from any uid but the daemon's own
+    is closed before a byte is read, whatever the socket file's mode says."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        uid = peer_uid(sock) if sock is not None else None
+        if uid != os.getuid():
+            log.warning("refused a control connection from uid %s", uid)
+            transport.abort()
+
+
 class Daemon:
     def __init__(self, home: Home, sock: socket.socket, web: WebConfig | None = None) -> None:
         self.home = home
@@ -131,6 +157,7 @@ class Daemon:
         self.bus = EventBus()
         self.system = SystemSampler()
         self.logs = KeeperLogs(home.root, home.daemon_log)
+        self.audit = AuditLog(home.audit_log)
         self.supervisor = Supervisor(
             home,
             Store(home.state_file, home.previous_state_file),
@@ -176,7 +203,7 @@ class Daemon:
             with contextlib.suppress(asyncio.QueueFull):
                 lines.put_nowait(line)
 
-        server = WebServer(self.supervisor, self.system, config, access_sink=sink)
+        server = WebServer(self.supervisor, self.system, config, access_sink=sink, audit=self.audit)
         url = await server.start()
         self.web_servers.append(server)
 
@@ -242,7 +269,7 @@ class Daemon:
             access_log=False,
             timeout_graceful_shutdown=1,
             ws="none",
-            http="httptools",
+            http=OwnerOnlyProtocol,
             date_header=False,
             server_header=False,
         )
@@ -259,6 +286,7 @@ class Daemon:
                 self.system,
                 self.web_config,
                 access_sink=lambda line: print(line, flush=True),
+                audit=self.audit,
             )
             try:
                 url = await web.start()

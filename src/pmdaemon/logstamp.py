@@ -20,8 +20,8 @@ TOKENS: tuple[str, ...] = (
     *("M", "D", "H", "h", "m", "s", "A", "a", "Z", "X", "x"),
 )
 _SCAN = re.compile(r"\[[^\]]*\]|" + "|".join(TOKENS) + r"|[A-Za-z]|[^A-Za-z\[]+|\[")
-LITERAL_LETTERS = {"T"}
-STRFTIME = set("aAbBcdefFgGhHIjmMnpsStTuUVwWxXyYzZ%")  # ISO 8601's separator, a literal in moment.js too
+LITERAL_LETTERS = {"T"}  # ISO 8601's separator, a literal in moment.js too
+STRFTIME = set("aAbBcdefFgGhHIjmMnpsStTuUVwWxXyYzZ%")  # the directives glibc knows
 
 Parts = list[list[str]]  # [["t", token] | ["l", literal text] | ["f", strftime format]]
 

@@ -42,6 +42,10 @@ class Home:
         return self.root / "daemon.lock"
 
     @property
+    def audit_log(self) -> Path:
+        return self.root / "audit.log"
+
+    @property
     def daemon_log(self) -> Path:
         return self.root / "daemon.log"
 

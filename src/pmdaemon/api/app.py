@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from starlette.applications import Starlette
@@ -98,12 +99,57 @@ def _str_map(value: Any, field: str) -> dict[str, str]:
     return value
 
 
-def detail(proc: ManagedProcess) -> dict[str, Any]:
+HIDDEN = "<hidden>"
+
+
+def hide_arguments(command: str | None) -> str | None:
+    """A command line shown without its arguments (which can carry secrets)."""
+    if command is None or not command.strip():
+        return command
+    program, _, rest = command.strip().partition(" ")
+    return f"{program} {HIDDEN}" if rest.strip() else program
+
+
+def hide_query(url: str | None) -> str | None:
+    """A URL shown without credentials or query (where tokens travel)."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "") if parts.netloc else ""
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return shown + (f"?{HIDDEN}" if parts.query else "")
+
+
+def redact(view: dict[str, Any]) -> dict[str, Any]:
+    """What the TCP API shows of a process's command line: the program, never its
+    arguments, and health check URLs without their query. The owner sees everything
+    through the Unix socket (`pmdaemon info`)."""
+    config = view["config"]
+    config["script"] = hide_arguments(config["script"])
+    config["args"] = [HIDDEN for _ in config["args"]]
+    check = config.get("health_check")
+    if check is not None:
+        check["url"] = hide_query(check.get("url"))
+        check["script"] = hide_arguments(check.get("script"))
+    shown_check = view.get("health_check")
+    if shown_check is not None and shown_check.get("target"):
+        target = shown_check["target"]
+        shown_check["target"] = hide_query(target) if "://" in target else hide_arguments(target)
+    return view
+
+
+def detail(proc: ManagedProcess, *, control: bool = True) -> dict[str, Any]:
     """One process with its configuration. Environment values can hold secrets: only the
-    variable names leave the daemon, on either socket."""
+    variable names leave the daemon, on either socket; over TCP the command line's
+    arguments are hidden too."""
     view = proc.view()
     spec = msgspec.structs.asdict(proc.spec)
     spec["env"] = sorted(spec["env"])
+    if proc.spec.health_check is not None:
+        spec["health_check"] = msgspec.structs.asdict(proc.spec.health_check)
     view["config"] = spec
     view["configured_port"] = proc.assigned_port
     view["desired_state"] = proc.desired.value
@@ -125,7 +171,7 @@ def detail(proc: ManagedProcess) -> dict[str, Any]:
     view["ready"] = proc.ready()
     view["logs"] = {"out": str(proc.out_log), "error": str(proc.error_log)}
     view["restart_history"] = [msgspec.structs.asdict(r) for r in proc.history]
-    return view
+    return view if control else redact(view)
 
 
 def action_result(message: str, procs: list[ManagedProcess]) -> Response:
@@ -171,8 +217,8 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         procs = sup.resolve(request.path_params["id"])
         sup.refresh()
         if len(procs) == 1:
-            return json_response(detail(procs[0]))
-        return json_response([detail(p) for p in procs])
+            return json_response(detail(procs[0], control=control))
+        return json_response([detail(p, control=control) for p in procs])
 
     async def start(request: Request) -> Response:
         procs = await sup.start(request.path_params["id"])

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import parse_qs
 
+from pmdaemon.api.audit import AuditLog
 from pmdaemon.units import format_timestamp
 
 Scope = MutableMapping[str, Any]
@@ -126,6 +127,7 @@ class WebOptions:
     cors_origins: list[str] = field(default_factory=list)
     verbose: bool = False
     access_sink: Callable[[str], None] | None = None
+    audit: AuditLog | None = None
 
 
 def _client(scope: Scope) -> str:
@@ -292,6 +294,16 @@ class SecurityHeadersMiddleware:
         try:
             await self.app(scope, receive, wrapped)
         finally:
+            method = scope.get("method", "WS")
+            if self.options.audit is not None and method not in ("WS", *READ_METHODS):
+                self.options.audit.record(
+                    client=_client(scope),
+                    key_id=scope.get("pmd.key_id"),
+                    auth=scope.get("pmd.auth", "-"),
+                    method=method,
+                    path=scope["path"],
+                    status=status[0] or 500,
+                )
             if self.options.verbose:
                 # The path only: a query string may carry api_key=.
                 elapsed = (time.perf_counter() - started) * 1000

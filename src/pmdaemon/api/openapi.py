@@ -76,7 +76,8 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "config": {
                         "type": "object",
-                        "description": "the configuration; env lists variable names only",
+                        "description": "the configuration; env lists variable names only, and each "
+                        "argument of the command line shows as <hidden>",
                     },
                     "configured_port": NULLABLE_INT,
                     "desired_state": {"type": "string", "enum": ["running", "stopped"]},

@@ -14,6 +14,7 @@ import msgspec
 import uvicorn
 
 from pmdaemon.api.app import build_web_app
+from pmdaemon.api.audit import AuditLog
 from pmdaemon.api.auth import KeySet, WebOptions
 from pmdaemon.api.openapi import openapi_document
 from pmdaemon.errors import InvalidInput, OperationFailed, PortConflict
@@ -91,6 +92,7 @@ class WebServer:
         system: SystemSampler,
         config: WebConfig,
         access_sink: Callable[[str], None] | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         check_config(config)
         self.config = config
@@ -101,6 +103,7 @@ class WebServer:
             cors_origins=list(config.cors_origins),
             verbose=config.verbose,
             access_sink=access_sink,
+            audit=audit,
         )
         self.app = build_web_app(supervisor, system, self.options, openapi_document())
         self.url = ""
