@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +49,48 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def free_range(count: int) -> int:
+    """The first port of ``count`` consecutive ports free on the host right now."""
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(20000, 60000 - count)
+        socks = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("0.0.0.0", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError("no free port range")
+
+
+def tagged_runs(home: Path) -> dict[int, list[int]]:
+    """Session leaders started for ``home`` (by their environment): process id -> PIDs.
+    A process that runs once has exactly one."""
+    runs: dict[int, list[int]] = {}
+    needle = f"PMDAEMON_HOME={home}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not alive(int(entry)):
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                session = int(f.read().rsplit(b")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if needle in env and session == int(entry):
+            ident = next((v[12:] for v in env if v.startswith(b"PMDAEMON_ID=")), None)
+            if ident is not None:
+                runs.setdefault(int(ident), []).append(int(entry))
+    return runs
 
 
 def child(name: str) -> str:
@@ -121,6 +167,34 @@ class Pmd:
             return None
 
         return wait_until(check, timeout, what=f"{ident} online")
+
+
+def shut_down(runner: Pmd) -> None:
+    """Kill the runner's daemon; every child PID it saw must be gone (survivors are killed,
+    then this fails)."""
+    keeper = runner.keeper_pid()
+    if keeper is not None:
+        runner.seen_pids.add(keeper)  # the log keeper ends with the daemon too
+    pid = runner.daemon_pid()
+    if pid is not None and alive(pid):
+        with contextlib.suppress(Exception):
+            runner.list()
+        runner.run("kill", check=False, timeout=60)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    leftover: list[int] = []
+    try:
+        wait_until(
+            lambda: not any(alive(p) for p in runner.seen_pids),
+            timeout=10,
+            what="every child gone after teardown",
+        )
+    except AssertionError:
+        leftover = [p for p in runner.seen_pids if alive(p)]
+        for p in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+    assert not leftover, f"children survived teardown: {leftover}"
 
 
 class Web:

@@ -214,6 +214,7 @@ class ManagedProcess:
         if self.port is not None:
             env["PORT"] = str(self.port)  # an assigned port wins over PORT in env
         env.update(
+            PMDAEMON_HOME=str(self._home.root),  # as PM2_HOME: `pmdaemon` run by the app
             PMDAEMON_ID=str(self.id),
             PMDAEMON_NAME=self.spec.name,
             PMDAEMON_INSTANCE=str(self.instance),

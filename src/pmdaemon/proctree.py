@@ -209,6 +209,58 @@ async def kill_tree(root: int, exited: asyncio.Event, sig: signal.Signals, timeo
             os.close(fd)
 
 
+def tagged_sessions(home: str, table: dict[int, ProcInfo]) -> dict[int, int]:
+    """Session leaders started by a daemon of ``home`` (their environment holds
+    ``PMDAEMON_HOME=home`` and a ``PMDAEMON_ID``): PID -> process id. Only this user's
+    processes can be read, which are the only ones a daemon of this user starts."""
+    needle = f"PMDAEMON_HOME={home}".encode()
+    found: dict[int, int] = {}
+    for info in table.values():
+        if info.pid != info.session or info.pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{info.pid}/environ", "rb") as f:
+                variables = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle not in variables:
+            continue
+        for variable in variables:
+            if variable.startswith(b"PMDAEMON_ID="):
+                with contextlib.suppress(ValueError):
+                    found[info.pid] = int(variable[12:])
+    return found
+
+
+def has_ancestor(pid: int, ancestors: set[int], table: dict[int, ProcInfo]) -> bool:
+    seen = 0
+    info = table.get(pid)
+    while info is not None and info.ppid > 1 and seen < 4096:
+        if info.ppid in ancestors:
+            return True
+        info = table.get(info.ppid)
+        seen += 1
+    return False
+
+
+async def kill_stray(pid: int, ticks: int | None) -> None:
+    """SIGKILL a process that is not our child, and its tree; wait until it is gone."""
+    if not is_same_process(pid, ticks):
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    loop.add_reader(fd, exited.set)
+    try:
+        await kill_tree(pid, exited, signal.SIGKILL, 1.0)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
 def _children(pid: int) -> list[int] | None:
     """Children of every thread of ``pid`` (kernel's CONFIG_PROC_CHILDREN), or None when
     this kernel does not offer the file."""

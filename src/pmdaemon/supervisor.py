@@ -560,6 +560,8 @@ class Supervisor:
                     to_stop.append(proc)  # the previous daemon died while stopping it
             elif proc.desired == Desired.RUNNING:
                 to_start.append(proc)
+        adopted = await self._settle_strays()
+        to_start = [p for p in to_start if p not in adopted]
 
         async def start(proc: ManagedProcess) -> None:
             try:
@@ -571,6 +573,38 @@ class Supervisor:
 
         await self.each(to_stop, lambda p: p.stop())
         await self.each(to_start, start)
+
+    async def _settle_strays(self) -> list[ManagedProcess]:
+        """Children of an earlier daemon of this home that its state does not record (it
+        was SIGKILLed between a spawn and the state write): one that is the only live run of
+        a process that should run is adopted; any other is killed, so nothing runs twice
+        and nothing runs unsupervised. Returns the processes adopted."""
+        table = proctree.snapshot()
+        strays = proctree.tagged_sessions(str(self.home.root), table)
+        live = {p.pid for p in self.processes.values() if p.pid is not None}
+        claims: dict[int, list[int]] = {}
+        for pid, ident in strays.items():
+            if pid not in live and not proctree.has_ancestor(pid, live, table):
+                claims.setdefault(ident, []).append(pid)
+        adopted: list[ManagedProcess] = []
+        kills: list[tuple[int, int | None]] = []
+        for ident, pids in claims.items():
+            proc = self.processes.get(ident)
+            pids.sort(key=lambda pid: table[pid].start_ticks)
+            if (
+                proc is not None
+                and proc.pid is None
+                and proc.desired == Desired.RUNNING
+                and proc.adopt(pids[-1], table[pids[-1]].start_ticks, None)
+            ):
+                log.warning("adopted unrecorded pid %d of %s", pids[-1], proc.spec.name)
+                adopted.append(proc)
+                pids = pids[:-1]
+            for pid in pids:
+                log.warning("killing pid %d: a run of id %d that no record owns", pid, ident)
+                kills.append((pid, table[pid].start_ticks))
+        await asyncio.gather(*(proctree.kill_stray(pid, ticks) for pid, ticks in kills))
+        return adopted
 
     async def shutdown(self) -> None:
         """Stop everything in parallel, keeping desired states, and save."""

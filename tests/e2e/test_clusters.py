@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -17,29 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import Pmd, alive, child, wait_until
+from helpers import Pmd, alive, child, free_range, wait_until
 
 PY = sys.executable
-
-
-def free_range(count: int) -> int:
-    """The first port of ``count`` consecutive ports free on the host right now."""
-    rng = random.Random()
-    for _ in range(200):
-        first = rng.randrange(20000, 60000 - count)
-        socks = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("0.0.0.0", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise AssertionError("no free port range")
 
 
 def answer(port: int) -> dict[str, Any] | None:
