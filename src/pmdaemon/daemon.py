@@ -183,6 +183,7 @@ class Daemon:
             "online": sum(1 for p in procs if p.pid is not None),
             "web": [server.info() for server in self.web_servers],
             "event_subscribers": self.bus.subscriber_count,
+            "state_saved": not self.supervisor.save_failing,
         }
 
     async def shutdown(self) -> None:

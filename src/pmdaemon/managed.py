@@ -251,6 +251,13 @@ class ManagedProcess:
             except SpawnError:
                 self._logs.release(outputs.streams)
                 raise
+            try:
+                pidfd = os.pidfd_open(popen.pid)
+            except OSError as exc:  # out of descriptors: never leave a child nobody watches
+                popen.kill()
+                popen.wait()
+                self._logs.release(outputs.streams)
+                raise SpawnError(f"cannot watch the new process: {exc.strerror}") from None
         except (SpawnError, ValueError, OSError) as exc:
             message = exc.message if isinstance(exc, SpawnError) else f"cannot start: {exc}"
             self.last_error = message
@@ -260,7 +267,7 @@ class ManagedProcess:
             raise SpawnError(message) from None
         self._run_env = env
         self._log_streams = outputs.streams
-        self._watch(popen.pid, popen)
+        self._watch(popen.pid, popen, pidfd)
         self.exit_code = None
         self.exit_signal = None
         self.last_error = None
@@ -275,7 +282,9 @@ class ManagedProcess:
                 f"cannot open log file: {exc.strerror or exc} ({exc.filename or self.out_log})"
             ) from None
 
-    def _watch(self, pid: int, popen: subprocess.Popen[bytes] | None) -> None:
+    def _watch(
+        self, pid: int, popen: subprocess.Popen[bytes] | None, pidfd: int | None = None
+    ) -> None:
         self._popen = popen
         self.pid = pid
         self.pid_start_ticks = proctree.start_ticks(pid)
@@ -283,7 +292,7 @@ class ManagedProcess:
         if self.started_at is None or popen is not None:
             self.started_at = time.time()
         self._exited = asyncio.Event()
-        self._pidfd = os.pidfd_open(pid)
+        self._pidfd = os.pidfd_open(pid) if pidfd is None else pidfd
         asyncio.get_running_loop().add_reader(self._pidfd, self._on_exit)
         self.health = HealthState() if self._check() is not None else None
 

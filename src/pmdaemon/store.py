@@ -94,6 +94,12 @@ class Store:
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
+        except OSError:
+            # A full disk: the current generation stays as it is, and the partial file
+            # must not keep the space the next attempt needs.
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+            raise
         finally:
             os.close(fd)
         # Keep the current generation as the previous one without ever leaving the main

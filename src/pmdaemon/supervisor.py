@@ -34,6 +34,7 @@ from pmdaemon.specs import build_spec, validate_env
 from pmdaemon.store import ProcessRecord, StateFile, Store
 from pmdaemon.units import format_bytes
 
+SAVE_RETRY = 2.0  # seconds between attempts to save the state after a failure
 log = logging.getLogger("pmdaemon.supervisor")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -70,6 +71,8 @@ class Supervisor:
         self.processes: dict[int, ManagedProcess] = {}
         self._next_id = 0
         self._save_scheduled = False
+        self.save_failing = False
+        self._retry: asyncio.TimerHandle | None = None
         self._cpu_prev: dict[int, tuple[float, int]] = {}
         self._last_full_sample = 0.0
         self._loaded_pids: dict[int, tuple[int | None, int | None, float | None]] = {}
@@ -97,8 +100,23 @@ class Supervisor:
         )
         try:
             self.store.save(state)
-        except OSError as exc:  # the old generation stays; the next change retries
-            log.error("could not save state: %s", exc)
+        except OSError as exc:  # the old generation stays; retried until it works
+            if not self.save_failing:
+                log.error("could not save state: %s; retrying every %gs", exc, SAVE_RETRY)
+            self.save_failing = True
+            with contextlib.suppress(RuntimeError):  # no loop: a final save at exit
+                if self._retry is None:
+                    self._retry = asyncio.get_running_loop().call_later(
+                        SAVE_RETRY, self._retry_save
+                    )
+            return
+        if self.save_failing:
+            log.info("state saved again")
+        self.save_failing = False
+
+    def _retry_save(self) -> None:
+        self._retry = None
+        self.save()
 
     def _schedule_save(self) -> None:
         # Changes in one loop iteration (a crash and its restart, a bulk stop) share a write.

@@ -430,6 +430,11 @@ def cmd_ping(ctx: Context) -> int:
             f"daemon is running: pid {status['pid']}, version {status['version']}, "
             f"up {status['uptime_seconds']}s, {status['online']}/{status['processes']} processes "
             f"online, home {status['home']}"
+            + (
+                ""
+                if status.get("state_saved", True)
+                else "\nwarning: the state could not be saved (disk full?); retrying"
+            )
         ),
     )
     return 0

@@ -1,0 +1,105 @@
+"""Resource faults (issue 9 item 6): a full disk under the home, and a daemon out of file
+descriptors in the middle of a spawn."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import Pmd, alive, child, wait_until
+
+PY = sys.executable
+needs_root = pytest.mark.skipif(os.getuid() != 0, reason="needs root (mount, prlimit)")
+
+
+@pytest.fixture
+def home(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """For the full-disk test, the home is a 4 MiB tmpfs mounted by the test."""
+    base = Path(tempfile.mkdtemp(prefix="pmd-fault-"))
+    path = base / "home"
+    path.mkdir()
+    mounted = False
+    if request.node.get_closest_marker("small_disk"):
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], check=True)
+        mounted = True
+    yield path
+    if mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+    subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def saved_names(home: Path) -> list[str]:
+    data = json.loads((home / "state.json").read_bytes())
+    return [p["spec"]["name"] for p in data["processes"]]
+
+
+@needs_root
+@pytest.mark.small_disk
+def test_a_full_disk_keeps_apps_running_and_the_state_safe(pmd: Pmd, home: Path) -> None:
+    ticker = pmd.start(child("ticker.py"), "--interpreter", PY, "-n", "tick", "--", "0.01")
+    tick_pid = ticker["processes"][0]["pid"]
+    pmd.start(child("flood.py"), "--interpreter", PY, "-n", "filler", "--", "8", "--park")
+    wait_until(lambda: free_bytes(home) < 64 * 1024, what="the disk full")
+    assert saved_names(home) == ["tick", "filler"]
+
+    # The daemon answers, the apps run, and a change is made but cannot be saved.
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "extra")
+    status = pmd.json("ping")
+    assert status["state_saved"] is False
+    assert "could not be saved" in pmd.run("ping").stdout
+    assert saved_names(home) == ["tick", "filler"]  # the old generation, whole
+    json.loads((home / "state.json.prev").read_bytes())
+    assert not (home / "state.json.tmp").exists()
+    procs = {p["name"]: p for p in pmd.list()}
+    assert procs["tick"]["pid"] == tick_pid and procs["tick"]["status"] == "online"
+    assert alive(tick_pid) and procs["filler"]["status"] == "online"
+
+    # Space comes back: the state is saved by itself, the logs go on.
+    out = home / "logs" / "tick-out.log"
+    pmd.run("flush", "filler")
+    wait_until(lambda: pmd.json("ping")["state_saved"], what="the state saved again")
+    assert saved_names(home) == ["tick", "filler", "extra"]
+    size = out.stat().st_size
+    wait_until(lambda: out.stat().st_size > size + 100, what="tick's lines written again")
+
+
+@needs_root
+def test_out_of_descriptors_in_a_spawn_is_a_clear_error(pmd: Pmd, home: Path) -> None:
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "a")
+    daemon = pmd.daemon_pid()
+    assert daemon is not None
+
+    def open_fds() -> int:
+        return len(os.listdir(f"/proc/{daemon}/fd"))
+
+    baseline = open_fds()
+    soft, hard = resource.prlimit(daemon, resource.RLIMIT_NOFILE)
+    try:
+        resource.prlimit(daemon, resource.RLIMIT_NOFILE, (baseline + 3, hard))
+        result = pmd.run(
+            "start", child("park.py"), "--interpreter", PY, "-n", "web", "-i", "4", check=False
+        )
+        assert result.returncode == 1, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Too many open files" in lines[0], result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        resource.prlimit(daemon, resource.RLIMIT_NOFILE, (soft, hard))
+    procs = pmd.list()
+    assert [p["name"] for p in procs] == ["a"]  # nothing of the cluster
+    wait_until(lambda: open_fds() <= baseline, what="no descriptor leaked")
+    started = pmd.start(child("park.py"), "--interpreter", PY, "-n", "web", "-i", "4")
+    assert [p["status"] for p in started["processes"]] == ["online"] * 4
