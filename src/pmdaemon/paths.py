@@ -42,6 +42,10 @@ class Home:
         return self.root / "daemon.lock"
 
     @property
+    def dump_file(self) -> Path:
+        return self.root / "dump.json"
+
+    @property
     def audit_log(self) -> Path:
         return self.root / "audit.log"
 

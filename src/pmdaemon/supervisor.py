@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,6 +22,7 @@ from pmdaemon.errors import (
     InvalidInput,
     OperationFailed,
     PmdError,
+    PortConflict,
     ProcessExists,
     ProcessNotFound,
 )
@@ -562,6 +564,73 @@ class Supervisor:
         for proc in procs:
             proc.send_signal(sig)
         return procs
+
+    # -- save / resurrect -----------------------------------------------------------------
+
+    def save_dump(self, path: Path) -> int:
+        """Write the process list (configs, captured environments, desired states) to
+        ``path`` for `resurrect`; the previous dump is kept as ``path.prev``."""
+        state = StateFile(next_id=self._next_id, processes=[p.record() for p in self.sorted()])
+        try:
+            Store(path, path.with_name(path.name + ".prev")).save(state)
+        except OSError as exc:
+            raise OperationFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+        return len(state.processes)
+
+    async def resurrect(self, path: Path) -> tuple[list[ManagedProcess], list[str]]:
+        """Re-create the processes of a dump that do not exist now (new ids, the same
+        names, configs, environments and reserved ports) and start those that were meant
+        to run. Returns them and the names already present."""
+        self._refuse_if_closing()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InvalidInput(
+                f"no saved process list at {path}: run `pmdaemon save` first"
+            ) from None
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            dump = msgspec.json.decode(data, type=StateFile)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidInput(f"{path} is not a process list saved by pmdaemon ({exc})") from None
+        present: list[str] = []
+        held = self.held_ports()
+        records: list[ProcessRecord] = []
+        for old in sorted(dump.processes, key=lambda r: r.id):
+            name = old.spec.name
+            if self.by_name(name) is not None:
+                present.append(name)
+                continue
+            port = old.assigned_port
+            if port is not None and port in held:
+                raise PortConflict(
+                    f"cannot restore {name}: its port {port} is held by {held[port]}",
+                    {"port": port},
+                )
+            if port is not None:
+                held[port] = name
+            records.append(
+                ProcessRecord(
+                    id=-1,
+                    spec=old.spec,
+                    base_env=validate_env(old.base_env, f"the saved environment of {name}"),
+                    desired=old.desired,
+                    created_at=old.created_at,
+                    group=old.group,
+                    instance=old.instance,
+                    assigned_port=port,
+                )
+            )
+        procs = self._register(records)
+        self.save()
+
+        async def start(proc: ManagedProcess) -> None:
+            with contextlib.suppress(PmdError):  # recorded as errored with its reason
+                await proc.start()
+
+        await self.each([p for p in procs if p.desired == Desired.RUNNING], start)
+        return procs, present
 
     # -- daemon lifecycle -----------------------------------------------------------------
 

@@ -394,11 +394,34 @@ def build_control_app(supervisor: Supervisor, control: DaemonControl) -> Starlet
             }
         )
 
+    async def save_dump(request: Request) -> Response:
+        path = sup.home.dump_file
+        count = await asyncio.to_thread(sup.save_dump, path)
+        return json_response(
+            {"success": True, "message": f"Saved {count} process(es) to {path}", "path": str(path)}
+        )
+
+    async def resurrect(request: Request) -> Response:
+        procs, present = await sup.resurrect(sup.home.dump_file)
+        message = f"Restored {len(procs)} process(es)"
+        if present:
+            message += f"; {len(present)} already present: {', '.join(present[:20])}"
+        return json_response(
+            {
+                "success": True,
+                "message": message,
+                "processes": [p.view() for p in procs],
+                "present": present,
+            }
+        )
+
     routes = [
         *process_routes(sup, control=True),
         Route("/api/system", system_view, methods=["GET"]),
         Route("/daemon", daemon_status, methods=["GET"]),
         Route("/daemon/kill", daemon_kill, methods=["POST"]),
+        Route("/daemon/save", save_dump, methods=["POST"]),
+        Route("/daemon/resurrect", resurrect, methods=["POST"]),
     ]
     if control.serve_web is not None:
         routes.append(Route("/daemon/web", control.serve_web, methods=["POST"]))

@@ -440,6 +440,50 @@ def cmd_ping(ctx: Context) -> int:
     return 0
 
 
+def cmd_save(ctx: Context) -> int:
+    result = ctx.client().call("POST", "/daemon/save")
+    ctx.emit(result, lambda: str(result["message"]))
+    return 0
+
+
+def cmd_resurrect(ctx: Context) -> int:
+    result = ctx.client().call("POST", "/daemon/resurrect")
+    ctx.emit(
+        result,
+        lambda: (
+            result["message"]
+            + (
+                "\n" + render.process_table(result["processes"], ctx.paint)
+                if result["processes"]
+                else ""
+            )
+        ),
+    )
+    return 0
+
+
+def cmd_startup(ctx: Context) -> int:
+    from pmdaemon.cli import startup
+
+    a = ctx.args
+    startup.check_init(a.init)
+    if a.print:
+        print(startup.render_unit(ctx.home, a.user), end="")
+        return 0
+    for line in startup.install(ctx.home, init=a.init, user=a.user, directory=a.unit_dir):
+        print(line)
+    return 0
+
+
+def cmd_unstartup(ctx: Context) -> int:
+    from pmdaemon.cli import startup
+
+    a = ctx.args
+    for line in startup.remove(init=a.init, user=a.user, directory=a.unit_dir):
+        print(line)
+    return 0
+
+
 def cmd_kill(ctx: Context) -> int:
     client = ctx.client(autostart=False)
     try:
@@ -705,6 +749,24 @@ def build_parser() -> Parser:
     )
 
     command("ping", cmd_ping, "report whether the daemon runs")
+    command("save", cmd_save, "save the process list for resurrect (<home>/dump.json)")
+    command(
+        "resurrect",
+        cmd_resurrect,
+        "re-create the saved processes that do not exist now, and start those that ran",
+    )
+    for name, func, text in (
+        ("startup", cmd_startup, "install a systemd unit that starts the daemon at boot"),
+        ("unstartup", cmd_unstartup, "remove the unit installed by startup"),
+    ):
+        p = command(name, func, text, json_flag=False)
+        p.add_argument("init", nargs="?", metavar="INIT", help="the init system: systemd")
+        p.add_argument("--user", action="store_true", help="a unit of your own systemd --user")
+        p.add_argument(
+            "--unit-dir", metavar="DIR", help="write the unit here, and do not enable it"
+        )
+        if name == "startup":
+            p.add_argument("--print", action="store_true", help="print the unit, change nothing")
     command(
         "kill", cmd_kill, "stop the daemon and its processes (they come back on its next start)"
     )
