@@ -42,9 +42,15 @@ READ_MAX = 1024 * 1024  # bytes taken from one pipe per turn
 MAX_LINE = 64 * 1024  # a line longer than this is written in pieces
 PARTIAL_FLUSH = 1.0  # seconds a line without its newline waits before it is written anyway
 RECHECK = 1.0  # seconds between looks at whether a log file was moved or emptied outside
-PIPE_SIZE = 1024 * 1024  # asked for each pipe (the kernel may give less)
+# A pipe that is found full is grown to BIG_PIPE (a busy writer then blocks far less),
+# within GROW_BUDGET for all pipes: the kernel counts pipe buffers per user (64 MiB by
+# default, pipe-user-pages-soft), and past that gives every new pipe of the user a tiny one.
+BIG_PIPE = 1024 * 1024
+GROW_BUDGET = 32 * 1024 * 1024
 F_SETPIPE_SZ = 1031
+F_GETPIPE_SZ = 1032
 MSG_MAX = 64 * 1024
+SPLICE_MAX = 1024 * 1024  # bytes moved by one splice
 NEWLINE = ord("\n")
 
 
@@ -69,6 +75,7 @@ class LogFile:
         self.max_files = max_files
         self.stamper = Stamper(stamp) if stamp else None
         self.fd = -1
+        self.splice_fd = -1
         self.size = 0
         self.inode = (0, 0)
         self.sources = 0
@@ -83,9 +90,7 @@ class LogFile:
             self.stamper = Stamper(stamp) if stamp else None
 
     def open(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.close()
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(
@@ -98,9 +103,37 @@ class LogFile:
         self.size, self.inode, self.checked = st.st_size, (st.st_dev, st.st_ino), time.monotonic()
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        for fd in (self.fd, self.splice_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self.splice_fd = -1
+
+    def splice(self, pipe: int) -> int | None:
+        """Move what ``pipe`` holds straight into the file, without copying it through
+        this process, when that cannot reach a rotation (the rest of a line the pipe ends
+        inside is written by the next read, before any rotation). The bytes moved (0 at
+        the pipe's end, -1 if it was empty), or None when the caller must read instead."""
+        if self.failing or self.max_size - self.size < SPLICE_MAX + MAX_LINE:
+            return None
+        self.recheck(time.monotonic())
+        if self.splice_fd < 0:
+            if self.fd < 0:
+                return None
+            try:  # splice cannot write to an O_APPEND descriptor: one at explicit offsets
+                self.splice_fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+                st = os.fstat(self.splice_fd)
+            except OSError:
+                return None
+            if (st.st_dev, st.st_ino) != self.inode:
+                return None
+        try:
+            moved = os.splice(pipe, self.splice_fd, SPLICE_MAX, offset_dst=self.size)
+        except BlockingIOError:
+            return -1
+        except OSError:
+            return None  # the read path reports it (and drops lines if the disk is full)
+        self.size += moved
+        return moved
 
     def _failed(self, exc: OSError) -> None:
         if not self.failing:
@@ -205,6 +238,7 @@ class Source:
         self.pending = b""
         self.pending_since = 0.0
         self.mid_line = False  # a partial line was written: the next bytes continue it
+        self.capacity = 0  # the pipe's buffer size; 0 when unknown
 
     def emit(self, buf: bytes | bytearray, start: int, end: int) -> None:
         """Write ``buf[start:end]``, each line stamped when the file asks for it."""
@@ -259,6 +293,7 @@ class Keeper:
         self.pipes: dict[tuple[int, int], Source] = {}
         self.clients: set[socket.socket] = set()
         self.listener: socket.socket | None = None
+        self.grown = 0  # bytes of pipe buffer added by grow()
         self.buffer = bytearray(READ_MAX)  # every read lands here: no allocation per read
         self.stopping = False
         self.leaving = False  # the daemon said goodbye: no need to wait for a next one
@@ -379,9 +414,9 @@ class Keeper:
             os.close(fd)
             return
         os.set_blocking(fd, False)
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
         source = Source(fd, target, key)
+        with contextlib.suppress(OSError):
+            source.capacity = fcntl.fcntl(fd, F_GETPIPE_SZ)
         target.sources += 1
         self.sources[fd] = source
         self.pipes[key] = source
@@ -391,6 +426,15 @@ class Keeper:
 
     def on_readable(self, fd: int, now: float) -> None:
         source = self.sources[fd]
+        target = source.target
+        if target.stamper is None and target.sources == 1 and not source.pending:
+            moved = target.splice(fd)
+            if moved is not None:
+                if moved == 0:
+                    self.close_source(source, now)
+                elif moved >= source.capacity > 0 and source.capacity < BIG_PIPE:
+                    self.grow(source)
+                return
         try:
             size = os.readv(fd, [self.buffer])
         except BlockingIOError:
@@ -398,9 +442,23 @@ class Keeper:
         except OSError:
             size = 0
         if size:
+            if size >= source.capacity > 0 and source.capacity < BIG_PIPE:
+                self.grow(source)
             source.feed(self.buffer, size, now)
         else:
             self.close_source(source, now)
+
+    def grow(self, source: Source) -> None:
+        """The pipe was full: its writer may have waited. Give it a bigger buffer."""
+        if self.grown + BIG_PIPE - source.capacity > GROW_BUDGET:
+            return
+        try:
+            capacity = fcntl.fcntl(source.fd, F_SETPIPE_SZ, BIG_PIPE)
+        except OSError:
+            source.capacity = BIG_PIPE  # not allowed: do not ask again
+            return
+        self.grown += capacity - source.capacity
+        source.capacity = capacity
 
     def close_source(self, source: Source, now: float) -> None:
         source.drain_partial(now, force=True)
@@ -409,6 +467,8 @@ class Keeper:
         del self.sources[source.fd]
         self.pipes.pop(source.key, None)
         target = source.target
+        if source.capacity > BIG_PIPE // 2:
+            self.grown = max(0, self.grown - source.capacity)
         target.sources -= 1
         if target.sources == 0:
             target.close()
