@@ -78,6 +78,13 @@ def signal_name(number: int) -> str:
         return f"SIG{number}"
 
 
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else format_timestamp(ts)
 
@@ -118,6 +125,8 @@ class ManagedProcess:
         self._home = home
         self._logs = logs or DirectLogs()
         self._log_streams: list[Stream] = []  # the log pipes of the current run
+        # Where the current run's output begins in each log file (for followers).
+        self.log_starts: dict[str, int] = {}
         self._on_change = on_change
         self._lock = asyncio.Lock()
         self._popen: subprocess.Popen[bytes] | None = None
@@ -246,6 +255,7 @@ class ManagedProcess:
             env = self.environment()
             argv = launcher.command_line(self.spec, env)
             outputs = self._open_outputs()
+            self.log_starts = {"out": _size(self.out_log), "error": _size(self.error_log)}
             try:
                 popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
             except SpawnError:

@@ -135,10 +135,16 @@ def test_boot_adopts_live_children_and_rejects_reused_pids(tmp_path: Path) -> No
         assert a.pid and b.pid
         return a.pid, b.pid
 
-    a_pid, b_pid = run(first)
-    # Pretend b's PID was reused by another program: its recorded start time no longer matches.
+    a_pid, real_b = run(first)
+    # b died with the daemon, and its PID now belongs to another program: recorded as b's
+    # PID, with a start time that does not match (and none of b's environment).
+    os.kill(real_b, signal.SIGKILL)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMDAEMON_")}
+    foreign = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    b_pid = foreign.pid
     state = Store(tmp_path / "home" / "state.json", tmp_path / "home" / "x").load()
-    state.processes[1].pid_start_ticks = (state.processes[1].pid_start_ticks or 0) - 1
+    state.processes[1].pid = b_pid
+    state.processes[1].pid_start_ticks = (proctree.start_ticks(b_pid) or 0) - 1
     Store(tmp_path / "home" / "state.json", tmp_path / "home" / "state.json.prev").save(state)
 
     async def second() -> None:
@@ -158,9 +164,11 @@ def test_boot_adopts_live_children_and_rejects_reused_pids(tmp_path: Path) -> No
     try:
         run(second)
     finally:
-        for pid in (a_pid, b_pid):
+        for pid in (a_pid, real_b):
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        foreign.kill()
+        foreign.wait()
 
 
 @pytest.mark.parametrize("count", [20])

@@ -553,15 +553,15 @@ async def _follow(
         add(proc, stream, path, offset)
 
     async def watch_new() -> None:
-        # A process that starts under this identifier is followed from before its first
-        # line: its `starting` event comes before the child exists.
+        # A process that starts under this identifier is followed from its first line: from
+        # where its log files ended when it was spawned.
         while (event := await events.get()) is not None:
             if event.type != "process_status" or event.data["status"] != "starting":
                 continue
             proc = sup.processes.get(event.data["id"])
             if proc is not None and ident in ("all", proc.spec.name, proc.group):
                 for p, stream, path in _log_files(proc, kind):
-                    add(p, stream, path, None)
+                    add(p, stream, path, p.log_starts.get(stream))
 
     watcher = asyncio.create_task(watch_new())
     try:
