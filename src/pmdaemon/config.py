@@ -24,6 +24,7 @@ from pmdaemon.specs import (
     inert_warnings,
     suggest,
 )
+from pmdaemon.units import shown_key
 
 MAX_FILE = 10 * 1024 * 1024
 FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
@@ -77,12 +78,12 @@ class Problem:
     def __str__(self) -> str:
         where = [self.file]
         if self.index is not None:
-            where.append(f"apps[{self.index}]" + (f" ({self.name})" if self.name else ""))
+            name = f" ({shown_key(self.name)})" if self.name else ""
+            where.append(f"apps[{self.index}]{name}")
         # The field leads unless the message already names it.
-        if self.field and not re.search(
-            rf"(?<![\w.]){re.escape(self.field)}(?![\w])", self.message
-        ):
-            where.append(self.field)
+        field = shown_key(self.field) if self.field else None
+        if field and not re.search(rf"(?<![\w.]){re.escape(field)}(?![\w])", self.message):
+            where.append(field)
         return ": ".join([*where, self.message])
 
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 
@@ -97,14 +98,44 @@ def descendants(root: int, children: dict[int, list[ProcInfo]]) -> list[ProcInfo
     return found
 
 
+class Table:
+    """One reading of /proc, indexed by parent and by session/group leader."""
+
+    def __init__(self, table: dict[int, ProcInfo]) -> None:
+        self.table = table
+        self.children = index_children(table)
+        self.led: dict[int, list[ProcInfo]] = {}
+        for info in table.values():
+            self.led.setdefault(info.session, []).append(info)
+            if info.pgrp != info.session:
+                self.led.setdefault(info.pgrp, []).append(info)
+
+    def members(self, root: int) -> list[ProcInfo]:
+        """Descendants of ``root`` plus anything still in its session or group (orphans
+        that were re-parented keep those)."""
+        found = {p.pid: p for p in descendants(root, self.children)}
+        for info in self.led.get(root, ()):
+            if info.pid != root:
+                found.setdefault(info.pid, info)
+        return [p for p in found.values() if p.state != "Z"]
+
+
+_shared: tuple[float, Table] | None = None
+SHARED_FOR = 0.05  # seconds a reading serves the stops that start together
+
+
+def shared_table() -> Table:
+    """A reading of /proc shared by the tree kills that start at the same moment (a
+    `stop all` of a thousand processes reads /proc once, not a thousand times)."""
+    global _shared
+    now = time.monotonic()
+    if _shared is None or now - _shared[0] > SHARED_FOR:
+        _shared = (now, Table(snapshot()))
+    return _shared[1]
+
+
 def tree_members(root: int, table: dict[int, ProcInfo]) -> list[ProcInfo]:
-    """Descendants of ``root`` plus anything still in its session or group (orphans that
-    were re-parented keep those)."""
-    members = {p.pid: p for p in descendants(root, index_children(table))}
-    for info in table.values():
-        if info.pid != root and (info.session == root or info.pgrp == root):
-            members.setdefault(info.pid, info)
-    return [p for p in members.values() if p.state != "Z"]
+    return Table(table).members(root)
 
 
 def send(pid: int, sig: signal.Signals, *, group: bool = False) -> None:
@@ -162,8 +193,9 @@ async def kill_tree(root: int, exited: asyncio.Event, sig: signal.Signals, timeo
     is left. Descendants are signalled through pidfds, so a reused PID is never hit.
     Returns True when the root has exited (``exited`` set by its owner) and no member of
     the tree is alive; False only if something survived SIGKILL for 5 s."""
-    table = snapshot()
-    members = tree_members(root, table)
+    readings = shared_table()
+    table = readings.table
+    members = readings.members(root)
     fds: dict[int, int] = {}
     for member in members:
         fd = open_pidfd(member)

@@ -17,7 +17,7 @@ from pmdaemon.errors import InvalidInput
 from pmdaemon.logstamp import StampFormatError, compile_format
 from pmdaemon.model import HealthCheck, ProcessSpec, validate_name
 from pmdaemon.ports import PortKind, parse_port_spec
-from pmdaemon.units import parse_duration, parse_size, shown
+from pmdaemon.units import parse_duration, parse_size, shown, shown_key
 
 MAX_STRING = 4096
 MAX_ARGS = 1024
@@ -92,8 +92,8 @@ def _env(field: str, value: Any) -> dict[str, str]:
                 f"invalid {field}: variable name {shown(key)} must be non-empty without '=' or NUL",
                 {"field": field},
             )
-        raw = scalar_text(f"{field}.{key[:64]}", raw)
-        env[key] = _string(f"{field}.{key[:64]}", raw, allow_empty=True, limit=MAX_ENV_VALUE)
+        label = f"{field}.{shown_key(key)}"
+        env[key] = _string(label, scalar_text(label, raw), allow_empty=True, limit=MAX_ENV_VALUE)
     return env
 
 
@@ -237,11 +237,11 @@ def _health_check(field: str, value: Any) -> HealthCheck:
         raise InvalidInput(f"invalid {field}: expected {HEALTH_FORMS}", {"field": field})
     unknown = [k for k in value if k not in HEALTH_FIELDS]
     if unknown:
+        label = f"{field}.{shown_key(str(unknown[0]), 40)}"
         raise InvalidInput(
-            f"unknown field {field}.{unknown[0]!s:.40}"
-            f"{suggest(str(unknown[0]), list(HEALTH_FIELDS))}: accepted "
+            f"unknown field {label}{suggest(str(unknown[0]), list(HEALTH_FIELDS))}: accepted "
             + ", ".join(HEALTH_FIELDS),
-            {"field": f"{field}.{unknown[0]!s:.40}"},
+            {"field": label},
         )
     kind = value.get("type") or (
         "http" if "url" in value else "script" if "script" in value else None

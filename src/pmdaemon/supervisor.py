@@ -37,6 +37,7 @@ from pmdaemon.store import ProcessRecord, StateFile, Store
 from pmdaemon.units import format_bytes
 
 SAVE_RETRY = 2.0  # seconds between attempts to save the state after a failure
+SAVE_GAP = 0.1  # seconds between two saves of changes that come on their own
 log = logging.getLogger("pmdaemon.supervisor")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -74,6 +75,7 @@ class Supervisor:
         self._next_id = 0
         self._save_scheduled = False
         self.save_failing = False
+        self._last_save = 0.0
         self._retry: asyncio.TimerHandle | None = None
         self._cpu_prev: dict[int, tuple[float, int]] = {}
         self._last_full_sample = 0.0
@@ -96,6 +98,7 @@ class Supervisor:
 
     def save(self) -> None:
         self._save_scheduled = False
+        self._last_save = time.monotonic()
         state = StateFile(
             next_id=self._next_id,
             processes=[p.record() for p in sorted(self.processes.values(), key=lambda p: p.id)],
@@ -121,10 +124,13 @@ class Supervisor:
         self.save()
 
     def _schedule_save(self) -> None:
-        # Changes in one loop iteration (a crash and its restart, a bulk stop) share a write.
+        # Changes close together (a crash and its restart, a bulk stop, a thousand starts)
+        # share a write: at most one every SAVE_GAP. Operations that answer a request save
+        # before answering, so what a command did is on disk when it returns.
         if not self._save_scheduled:
             self._save_scheduled = True
-            asyncio.get_running_loop().call_soon(self._save_if_scheduled)
+            delay = max(0.0, self._last_save + SAVE_GAP - time.monotonic())
+            asyncio.get_running_loop().call_later(delay, self._save_if_scheduled)
 
     def _save_if_scheduled(self) -> None:
         if self._save_scheduled:
@@ -261,10 +267,10 @@ class Supervisor:
         failure its records are dropped (and saved) first, then every instance is stopped,
         and the error raised. Instances that existed before are never removed here."""
         if not fresh or (len(procs) == 1 and procs[0].group is None):
-            await self.each(procs, lambda p: p.start())
+            await self.each(procs, lambda p: p.start(), persist=False)
             return
         try:
-            await self.each(procs, lambda p: p.start())
+            await self.each(procs, lambda p: p.start(), persist=False)
         except PmdError:
             for proc in procs:
                 self.processes.pop(proc.id, None)
@@ -341,13 +347,20 @@ class Supervisor:
         return started, failures, existing
 
     async def each(
-        self, procs: Iterable[ManagedProcess], action: Callable[[ManagedProcess], Awaitable[Any]]
+        self,
+        procs: Iterable[ManagedProcess],
+        action: Callable[[ManagedProcess], Awaitable[Any]],
+        *,
+        persist: bool = True,
     ) -> None:
         """Run ``action`` on every process in parallel; the first error is raised after all
-        have finished, so one bad process never leaves the others half-done."""
+        have finished, so one bad process never leaves the others half-done. With
+        ``persist`` (a whole operation) the state is saved and memory sampled after; a
+        caller that runs many of these saves once itself."""
         results = await asyncio.gather(*(action(p) for p in procs), return_exceptions=True)
-        self.save()
-        self.sample(cpu=False)  # so the answer shows the memory of what was just started
+        if persist:
+            self.save()
+            self.sample(cpu=False)  # so the answer shows the memory of what was started
         for result in results:
             if isinstance(result, BaseException):
                 raise result

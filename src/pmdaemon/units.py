@@ -115,12 +115,26 @@ _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
 _SHOWN.maxlevel = 2
 
 
+MAX_SHOWN = 120
+
+
 def shown(value: object) -> str:
-    """A value as error messages quote it: short whatever its size or depth."""
+    """A value as error messages quote it: short whatever its size or depth (reprlib bounds
+    each level; a wide nest of long strings is cut as a whole), printable, on one line."""
     try:
-        return _SHOWN.repr(value)
+        text = _SHOWN.repr(value)
     except (RecursionError, ValueError):
         return f"<{type(value).__name__}>"
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def shown_key(key: object, limit: int = 64) -> str:
+    """A name or key that came from input, as one short line shows it: as written when it is
+    printable and short, else quoted and cut like ``shown`` (control characters, a line break
+    or an escape sequence must not reach a terminal raw)."""
+    if isinstance(key, str) and key.isprintable() and len(key) <= limit:
+        return key
+    return shown(key)
 
 
 def _bad(field: str, value: object, forms: str) -> InvalidInput:
