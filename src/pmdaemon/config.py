@@ -189,6 +189,9 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+YAML_MERGE = "tag:yaml.org,2002:merge"
+
+
 def _yaml_loader() -> Any:
     """PyYAML's safe loader (the C one where built) refusing duplicate keys."""
     import yaml
@@ -199,6 +202,10 @@ def _yaml_loader() -> Any:
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen = set()
             for key_node, _ in node.value:
+                # A merge key (`<<: *defaults`) is not a key: the base class expands it, and
+                # keys written beside it override the merged ones.
+                if key_node.tag == YAML_MERGE:
+                    continue
                 key = self.construct_object(key_node, deep=deep)
                 if isinstance(key, str | int | float | bool) and key in seen:
                     raise DuplicateKey(key)

@@ -24,6 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from pmdaemon import __version__, logfiles
+from pmdaemon.api import metrics
 from pmdaemon.api.auth import AuthMiddleware, SecurityHeadersMiddleware, WebOptions
 from pmdaemon.api.errors import http_error, internal_error, json_response, pmd_error
 from pmdaemon.errors import InvalidInput, PmdError
@@ -470,6 +471,9 @@ def build_web_app(
     async def openapi_doc(request: Request) -> Response:
         return json_response(openapi)
 
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(sup, system), media_type=metrics.CONTENT_TYPE)
+
     async def ws(websocket: Any) -> None:
         await websocket_endpoint(websocket, sup, system, options)
 
@@ -478,6 +482,7 @@ def build_web_app(
         Route("/api/status", status, methods=["GET"]),
         Route("/api/system", system_view, methods=["GET"]),
         Route("/api/openapi.json", openapi_doc, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
         *process_routes(sup, control=False),
         WebSocketRoute("/ws", ws),
     ]

@@ -292,6 +292,18 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "ok"), "401": ERRORS["401"]},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics: processes, daemon, machine",
+                    "responses": {
+                        "200": {
+                            "description": "text exposition format 0.0.4",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "401": ERRORS["401"],
+                    },
+                }
+            },
             "/api/system": {
                 "get": {
                     "summary": "the machine",
