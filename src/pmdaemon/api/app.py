@@ -20,12 +20,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from pmdaemon import __version__, logfiles
-from pmdaemon.api import metrics
-from pmdaemon.api.auth import AuthMiddleware, SecurityHeadersMiddleware, WebOptions
+from pmdaemon.api import metrics, ui
+from pmdaemon.api.auth import Access, AuthMiddleware, SecurityHeadersMiddleware, WebOptions
 from pmdaemon.api.errors import http_error, internal_error, json_response, pmd_error
 from pmdaemon.errors import InvalidInput, PmdError
 from pmdaemon.managed import ManagedProcess
@@ -445,6 +445,8 @@ def build_web_app(
     sup = supervisor
 
     async def root(request: Request) -> Response:
+        if ui.wants_html(request):
+            return RedirectResponse("/ui/", 302)
         return json_response(
             {
                 "name": "PMDaemon",
@@ -461,8 +463,14 @@ def build_web_app(
         )
 
     async def status(request: Request) -> Response:
+        access = request.scope.get("pmd.access", Access.NONE)
         return json_response(
-            {"status": "ok", "timestamp": format_timestamp(time.time()), "version": __version__}
+            {
+                "status": "ok",
+                "timestamp": format_timestamp(time.time()),
+                "version": __version__,
+                "access": {Access.FULL: "full", Access.READ: "read"}.get(access, "none"),
+            }
         )
 
     async def system_view(request: Request) -> Response:
@@ -483,6 +491,7 @@ def build_web_app(
         Route("/api/system", system_view, methods=["GET"]),
         Route("/api/openapi.json", openapi_doc, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
+        *ui.routes(),
         *process_routes(sup, control=False),
         WebSocketRoute("/ws", ws),
     ]

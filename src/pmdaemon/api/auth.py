@@ -130,6 +130,13 @@ class WebOptions:
     audit: AuditLog | None = None
 
 
+UI_PREFIX = "/ui"
+
+
+def _is_ui(path: str) -> bool:
+    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
+
+
 def _client(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "local"
@@ -195,8 +202,13 @@ class AuthMiddleware:
             return
         keys = self.options.keys
         method = scope.get("method", "GET")
-        public = (scope["type"] == "http" and (method, scope["path"]) in PUBLIC_HTTP) or (
-            scope["type"] == "websocket" and scope["path"] == "/ws" and not self.options.ws_auth
+        kind, path = scope["type"], scope["path"]
+        public = (
+            (kind == "http" and (method, path) in PUBLIC_HTTP)
+            or (kind == "websocket" and path == "/ws" and not self.options.ws_auth)
+            # The dashboard's static files carry no data: everything it shows comes through
+            # the API with the key.
+            or (kind == "http" and method in ("GET", "HEAD") and _is_ui(path))
         )
         if not keys.configured:
             scope["pmd.auth"] = "open"
