@@ -1,14 +1,30 @@
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import Pmd, Web, alive, wait_until
+from helpers import Pmd, Web, shut_down
+
+
+def _restore_hypothesis_printer() -> None:
+    """Schemathesis (tests/fuzz) swaps Hypothesis' printer of failing examples for a no-op,
+    for every test of the session, as soon as its pytest plugin loads: without this, each
+    property test reports `Failing test case: test_x(a=, b=)`. Run its swap now (it happens
+    once) and undo it."""
+    try:
+        from schemathesis.generation.hypothesis import setup
+    except ImportError:
+        return
+    import hypothesis.core
+    from hypothesis.vendor import pretty
+
+    setup()
+    hypothesis.core.RepresentationPrinter = pretty.RepresentationPrinter
+
+
+_restore_hypothesis_printer()
 
 
 @pytest.fixture
@@ -37,26 +53,4 @@ def pmd(home: Path) -> Iterator[Pmd]:
     PID the test saw must be gone (survivors are killed, then the test fails)."""
     runner = Pmd(home)
     yield runner
-    keeper = runner.keeper_pid()
-    if keeper is not None:
-        runner.seen_pids.add(keeper)  # the log keeper ends with the daemon too
-    pid = runner.daemon_pid()
-    if pid is not None and alive(pid):
-        with contextlib.suppress(Exception):
-            runner.list()
-        runner.run("kill", check=False, timeout=60)
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    leftover: list[int] = []
-    try:
-        wait_until(
-            lambda: not any(alive(p) for p in runner.seen_pids),
-            timeout=10,
-            what="every child gone after teardown",
-        )
-    except AssertionError:
-        leftover = [p for p in runner.seen_pids if alive(p)]
-        for p in leftover:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
-    assert not leftover, f"children survived teardown: {leftover}"
+    shut_down(runner)
