@@ -64,6 +64,14 @@ class OperationFailed(PmdError):
     label = "Operation failed"
 
 
+class ReloadStopped(PmdError):
+    """A rolling reload stopped because an instance did not come up: the app's failure,
+    not the daemon's (the instances not yet reloaded keep running)."""
+
+    code = "RELOAD_STOPPED"
+    label = "Reload stopped"
+
+
 class DaemonStopping(PmdError):
     """The daemon is shutting down and takes no new work."""
 

@@ -25,6 +25,7 @@ from pmdaemon.errors import (
     PortConflict,
     ProcessExists,
     ProcessNotFound,
+    ReloadStopped,
 )
 from pmdaemon.events import EventBus
 from pmdaemon.logpipes import DirectLogs
@@ -432,7 +433,7 @@ class Supervisor:
     async def reload(self, ident: str, port: int | str | None = None) -> list[ManagedProcess]:
         """A rolling restart: one instance at a time, the next only once the previous new
         one is ready (it stays up for min_uptime). Stops at the first that is not ready:
-        those not yet reloaded keep running, and OperationFailed says why. A single
+        those not yet reloaded keep running, and ReloadStopped says why. A single
         process is simply restarted."""
         self._refuse_if_closing()
         procs = self.resolve(ident)
@@ -447,7 +448,7 @@ class Supervisor:
                     try:
                         await proc.restart("reload", None, pt)
                     except PmdError as exc:
-                        raise OperationFailed(
+                        raise ReloadStopped(
                             f"reload stopped: {exc.message}{rest}",
                             {"failed": proc.spec.name, "not_reloaded": left},
                         ) from None
@@ -455,7 +456,7 @@ class Supervisor:
                         self.save()
                     problem = await proc.wait_ready(proc.spec.wait_timeout)
                     if problem is not None:
-                        raise OperationFailed(
+                        raise ReloadStopped(
                             f"reload stopped: {problem}{rest}",
                             {"failed": proc.spec.name, "not_reloaded": left},
                         )

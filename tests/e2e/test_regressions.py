@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import jsonschema
-import pytest
 
 from helpers import PMDAEMON, Pmd, Web, alive, child, wait_until
 
@@ -265,14 +264,9 @@ def test_new_work_is_refused_while_the_daemon_stops(pmd: Pmd, tmp_path: Path) ->
     assert not any(alive(p) for p in pmd.seen_pids)
 
 
-# Found by the API fuzzer (tests/fuzz/test_api_fuzz.py); the API is not fixed yet.
+# Found by the API fuzzer (tests/fuzz/test_api_fuzz.py).
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/errors.py http_error rebuilds the answer without HTTPException.headers, so a "
-    "405 loses the Allow header that Starlette sets and RFC 9110 requires",
-)
 def test_method_not_allowed_names_the_allowed_methods(pmd: Pmd, web: Callable[..., Web]) -> None:
     w = web("--api-key", "k-reg")
     for method, path in (("TRACE", "/api/status"), ("POST", "/api/processes")):
@@ -282,11 +276,6 @@ def test_method_not_allowed_names_the_allowed_methods(pmd: Pmd, web: Callable[..
         assert "GET" in allowed, (method, path, answer.headers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="restart and reload take {'port': null} as 'no port' (200), but the OpenAPI "
-    "document's PortBody allows only a string or an integer: one of them must change",
-)
 def test_a_null_port_in_a_restart_body_is_what_the_document_says(
     pmd: Pmd, web: Callable[..., Web]
 ) -> None:

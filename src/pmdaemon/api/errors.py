@@ -22,6 +22,7 @@ STATUS_BY_CODE = {
     errors.SpawnError.code: 422,
     errors.InvalidTransition.code: 409,
     errors.OperationFailed.code: 500,
+    errors.ReloadStopped.code: 422,
     errors.DaemonStopping.code: 503,
 }
 
@@ -67,7 +68,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
                 404,
             )
         message = f"no route {request.method} {path[:200]}"
-    return json_response(error_body(label, message, code, {}), exc.status_code)
+    response = json_response(error_body(label, message, code, {}), exc.status_code)
+    for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405 (RFC 9110)
+        response.headers[name] = value
+    return response
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from pmdaemon import __version__
+from pmdaemon.specs import PORT_SCHEMA
 
 STATES = ["starting", "online", "stopping", "stopped", "restarting", "errored"]
 
@@ -125,9 +126,9 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "port": {
-                "type": ["string", "integer"],
+                "anyOf": [*PORT_SCHEMA["anyOf"], {"type": "null"}],
                 "examples": ["3001", 3001],
-                "description": "a port for this run only",
+                "description": "a port or range for this run only; null means the configured one",
             }
         },
     },
@@ -219,6 +220,8 @@ MUTATING_ERRORS = {
     "403": _json(_ref("AuthError"), "read-only key"),
     "409": _json(_ref("Error"), "conflict"),
     "413": _json(_ref("Error"), "body too large"),
+    "422": _json(_ref("Error"), "the app could not be started, or a reload stopped"),
+    "503": _json(_ref("Error"), "the daemon is stopping"),
 }
 
 
