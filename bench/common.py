@@ -99,14 +99,20 @@ def rss_bytes(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
-def sample_rss(pid: int, samples: int = 10, interval: float = 0.2) -> Stats:
-    """Stats (MiB) of `samples` RSS readings of `pid`, `interval` seconds apart."""
-    values: list[float] = []
+def sample_rss(
+    pids: Mapping[str, int], samples: int = 10, interval: float = 0.2
+) -> dict[str, Stats]:
+    """Stats (MiB) of `samples` RSS readings of each process, `interval` seconds apart,
+    by the same keys, and of their sum at each reading under "total"."""
+    values: dict[str, list[float]] = {key: [] for key in [*pids, "total"]}
     for i in range(samples):
         if i:
             time.sleep(interval)
-        values.append(rss_bytes(pid) / MIB)
-    return Stats.of(values)
+        reading = {key: rss_bytes(pid) / MIB for key, pid in pids.items()}
+        for key, mib in reading.items():
+            values[key].append(mib)
+        values["total"].append(sum(reading.values()))
+    return {key: Stats.of(v) for key, v in values.items()}
 
 
 def read_stat(pid: int | str) -> tuple[int, str] | None:
@@ -224,6 +230,20 @@ class CpuUse:
 
     def own_stats(self) -> Stats:
         return Stats.of(self.own_parts)
+
+    @classmethod
+    def total(cls, uses: Collection[CpuUse]) -> CpuUse:
+        """The CPU use of several processes measured over the same window and parts."""
+
+        def add(parts: list[tuple[float, ...]]) -> tuple[float, ...]:
+            return tuple(map(sum, zip(*parts, strict=True)))
+
+        return cls(
+            sum(u.own for u in uses),
+            add([u.own_parts for u in uses]),
+            sum(u.reaped for u in uses),
+            add([u.reaped_parts for u in uses]),
+        )
 
     def reaped_stats(self) -> Stats:
         return Stats.of(self.reaped_parts)

@@ -18,7 +18,7 @@ from pmd import Pmd
 # Construction order matters: pmdaemon is looked up before PM2 is installed or started,
 # so a missing pmdaemon fails fast.
 FACTORIES: dict[str, Callable[[], Manager]] = {"pmd": Pmd, "pm2": Pm2}
-LABELS = {"pmd": "pmdaemon", "pm2": "PM2"}
+LABELS = {"pmd": "pmdaemon", "pm2": "PM2", "file": "plain file"}
 JSON_PREFIX = "BENCH_JSON "
 
 
@@ -51,23 +51,29 @@ def open_managers(keys: list[str]) -> Iterator[list[Manager]]:
 
 @dataclass
 class Row:
-    """One line of results: the same figure for each manager measured."""
+    """One line of results: the same figure for each manager measured.
+
+    The ratio is pmdaemon's median over the baseline's: PM2's, or another reference
+    measured in the same run (a key of LABELS, e.g. "file": the same work without any
+    manager), which the report then names next to its figure.
+    """
 
     scenario: str
     unit: str
     target: str
     results: dict[str, Stats] = field(default_factory=dict)
     met: bool | None = None
+    baseline: str = "pm2"
 
     @property
     def ratio(self) -> float | None:
-        pmd, pm2 = self.results.get("pmd"), self.results.get("pm2")
-        return pmd.median / pm2.median if pmd and pm2 and pm2.median else None
+        pmd, base = self.results.get("pmd"), self.results.get(self.baseline)
+        return pmd.median / base.median if pmd and base and base.median else None
 
     def judge(self, check: Callable[[Stats, Stats], bool]) -> Row:
-        """Set `met` from check(pmdaemon, PM2) when both were measured."""
-        pmd, pm2 = self.results.get("pmd"), self.results.get("pm2")
-        self.met = check(pmd, pm2) if pmd and pm2 else None
+        """Set `met` from check(pmdaemon, baseline) when both were measured."""
+        pmd, base = self.results.get("pmd"), self.results.get(self.baseline)
+        self.met = check(pmd, base) if pmd and base else None
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -77,13 +83,34 @@ class Row:
             "target": self.target,
             "met": self.met,
             "ratio": self.ratio,
+            "baseline": self.baseline,
             "results": {k: s.to_json() for k, s in self.results.items()},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Row:
         results = {k: Stats.from_json(v) for k, v in data["results"].items()}
-        return cls(data["scenario"], data["unit"], data["target"], results, data["met"])
+        return cls(
+            data["scenario"],
+            data["unit"],
+            data["target"],
+            results,
+            data["met"],
+            data.get("baseline", "pm2"),
+        )
+
+    def other_cell(self) -> str:
+        """The figure beside pmdaemon's: PM2's, or the named reference's."""
+        stats = fmt_stats(self.results.get(self.baseline), self.unit)
+        return stats if self.baseline == "pm2" else f"{LABELS[self.baseline]}: {stats}"
+
+    def ratio_cell(self) -> str:
+        ratio = fmt_ratio(self.ratio)
+        return (
+            ratio
+            if self.baseline == "pm2" or self.ratio is None
+            else f"{ratio} {LABELS[self.baseline]}"
+        )
 
 
 def fmt_stats(stats: Stats | None, unit: str) -> str:
@@ -106,10 +133,9 @@ def report(rows: list[Row], managers: list[Manager], notes: dict[str, Any] | Non
     for row in rows:
         print(f"\n{row.scenario}")
         for key, label in LABELS.items():
-            print(f"  {label:<9} {fmt_stats(row.results.get(key), row.unit)}")
-        print(
-            f"  ratio     {fmt_ratio(row.ratio)}   target: {row.target}   met: {fmt_met(row.met)}"
-        )
+            if key in FACTORIES or key in row.results:
+                print(f"  {label:<10} {fmt_stats(row.results.get(key), row.unit)}")
+        print(f"  ratio      {row.ratio_cell()}   target: {row.target}   met: {fmt_met(row.met)}")
     payload = {
         "rows": [r.to_json() for r in rows],
         "versions": {m.key: m.version() for m in managers},

@@ -8,6 +8,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import psutil
@@ -38,6 +39,7 @@ class App:
 
 
 Apps = list[App]  # an alias: inside Manager, `list` names the method
+Paths = list[Path]  # likewise
 
 
 class Manager(ABC):
@@ -67,6 +69,10 @@ class Manager(ABC):
         """The apps as the daemon reports them, through the CLI's JSON listing."""
 
     @abstractmethod
+    def delete(self, name: str) -> None:
+        """Stop app `name` and forget it (its log files stay)."""
+
+    @abstractmethod
     def version(self) -> str: ...
 
     # -- shared --------------------------------------------------------------------------
@@ -88,8 +94,41 @@ class Manager(ABC):
 
     def god_pid(self) -> int | None:
         """The daemon's PID from its PID file, if there is one."""
+        return self._read_pid(self.pid_file_name)
+
+    def companion_pids(self) -> dict[str, int]:
+        """Long-lived processes the daemon runs besides the apps, whose cost is the
+        daemon's (pmdaemon's log keeper), by role; PM2's God daemon has none."""
+        return {}
+
+    def daemon_pids(self) -> dict[str, int]:
+        """The daemon and its companions, by role ("daemon" first); RuntimeError if the
+        daemon is not running."""
+        pid = self._live_daemon()
+        if pid is None:
+            raise RuntimeError(f"{self.label} daemon is not running")
+        return {"daemon": pid, **self.companion_pids()}
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the apps' log files are written by default."""
+        return self.home / "logs"
+
+    def log_files(self, name: str, stream: str = "out") -> Paths:
+        """App `name`'s log files of `stream` ("out" or "error"), rotated generations
+        included, oldest first (NAME-out.log.N ... NAME-out.log.1, NAME-out.log)."""
+        prefix = f"{name}-{stream}"
+        found = [p for p in self.log_dir.glob(f"{prefix}*") if p.is_file()]
+
+        def age(p: Path) -> int:
+            suffix = p.name.rpartition(".")[2]
+            return int(suffix) if suffix.isdigit() else 0
+
+        return sorted(found, key=age, reverse=True)
+
+    def _read_pid(self, file_name: str) -> int | None:
         try:
-            return int((self.home / self.pid_file_name).read_text().strip())
+            return int((self.home / file_name).read_text().strip())
         except (OSError, ValueError):
             return None
 

@@ -83,6 +83,9 @@ class Pm2(Manager):
         extra = ["--", *argv[1:]] if len(argv) > 1 else []
         self.run("start", argv[0], "--name", name, *extra)
 
+    def delete(self, name: str) -> None:
+        self.run("delete", name)
+
     def jlist(self) -> list[App]:
         out = self.run("jlist").stdout.decode()
         procs: list[dict[str, Any]] = json.loads(out[out.index("[") :])

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common import REPO_DIR
+from common import REPO_DIR, is_alive
 from manager import App, Manager, ManagerMissing
 
 VENV_BIN = REPO_DIR / ".venv" / "bin" / "pmdaemon"
@@ -70,6 +70,19 @@ class Pmd(Manager):
     def start(self, name: str, argv: Sequence[str]) -> None:
         extra = ["--", *argv[1:]] if len(argv) > 1 else []
         self.run("start", argv[0], "-n", name, *extra)
+
+    def delete(self, name: str) -> None:
+        self.run("delete", name, "-f")
+
+    def companion_pids(self) -> dict[str, int]:
+        # The log keeper: a child of the daemon in a session of its own, which reads the
+        # apps' output pipes and writes their log files.
+        # Its memory and CPU are the daemon's: without it the figures would be too low,
+        # so a missing keeper is an error, not a smaller sum.
+        pid = self._read_pid("logkeeper.pid")
+        if pid is None or not is_alive(pid):
+            raise RuntimeError(f"pmdaemon's log keeper is not running ({self.home}/logkeeper.pid)")
+        return {"log keeper": pid}
 
     def jlist(self) -> list[App]:
         procs: list[dict[str, Any]] = json.loads(self.run("list", "--json").stdout)

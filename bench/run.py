@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ SCENARIOS = {
     "rest": "rest_throughput.py",
     "monit": "monit_cpu.py",
     "health": "health_load.py",
+    "logs": "log_throughput.py",
 }
 SCENARIO_TIMEOUT = 900.0  # seconds, each; then SIGTERM (the scenario cleans up), then SIGKILL
 TERM_GRACE = 30.0
@@ -109,7 +111,8 @@ def markdown(payloads: dict[str, dict[str, Any]], load: float) -> str:
         "",
         "pmdaemon next to PM2, both measured in the same run on the same machine by",
         "`bench/run`. Figures are medians with min\N{EN DASH}max in brackets; the ratio is",
-        "pmdaemon's median over PM2's. Absolute times move with the machine and its",
+        "pmdaemon's median over PM2's (where the PM2 column names another reference, such as",
+        "a plain file, over that one's). Absolute times move with the machine and its",
         "neighbours: the ratio, measured in the same run, is the figure to compare.",
         "",
         f"Measured {machine_line(versions, load)}.",
@@ -121,8 +124,8 @@ def markdown(payloads: dict[str, dict[str, Any]], load: float) -> str:
         cells = [
             r.scenario,
             harness.fmt_stats(r.results.get("pmd"), r.unit),
-            harness.fmt_stats(r.results.get("pm2"), r.unit),
-            harness.fmt_ratio(r.ratio),
+            r.other_cell(),
+            r.ratio_cell(),
             r.target,
             harness.fmt_met(r.met),
         ]
@@ -136,7 +139,7 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
         return dict(payloads.get(key, {}).get("notes", {}))
 
     ls, crash, rss, rest = notes("list"), notes("crash"), notes("rss"), notes("rest")
-    cpu, monit, health = notes("cpu"), notes("monit"), notes("health")
+    cpu, monit, health, logs = notes("cpu"), notes("monit"), notes("health"), notes("logs")
     out = []
     if ls:
         out.append(
@@ -154,17 +157,30 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             " PM2 stops restarting an app after 16 restarts within 1 s of uptime."
         )
     if rss:
+        keeper = rss.get("parts_loaded_mib", {}).get("pmd", {})
+        split = (
+            f" (with {rss['processes']} apps: daemon {keeper['daemon']:.1f} MiB, log keeper"
+            f" {keeper['log keeper']:.1f} MiB)"
+            if "log keeper" in keeper
+            else ""
+        )
         out.append(
-            f"- **daemon RSS**: resident memory of the daemon process alone (not its"
-            f" children), {rss['samples']} readings 0.2 s apart, {rss['settle_s']:g} s after"
-            f" the daemon started, then again after {rss['processes']} idle apps are online."
+            f"- **daemon RSS**: resident memory of the daemon, {rss['samples']} readings 0.2 s"
+            f" apart, {rss['settle_s']:g} s after the daemon started, then again after"
+            f" {rss['processes']} idle apps are online. PM2: the God daemon alone, which writes"
+            " the apps' log files itself. pmdaemon: the daemon plus its log keeper, the child"
+            f" process that writes them, added at each reading{split}; each RSS counts the"
+            " pages the two share (the interpreter's), so the sum is an upper bound. The apps"
+            " are not counted."
         )
     if cpu:
         live = sorted({c for cmds in cpu["live_helpers"].values() for c in cmds})
         out.append(
             f"- **daemon CPU**: {cpu['processes']} idle apps in one manager at a time (the"
             f" other is not running); {cpu['settle_s']:g} s after all are online, the CPU time"
-            " (user + system, all threads) of the daemon process alone, PM2's God daemon, is"
+            " (user + system, all threads) of the daemon, PM2's God daemon alone, pmdaemon's"
+            " daemon plus its log keeper (the child process that writes the apps' log files,"
+            f" which PM2's God daemon does itself; {_roles(cpu)}), is"
             f" read from /proc at the start, middle and end of {cpu['duration_s']:g} s of wall"
             " time: percent of one core over the whole window, which is the median of its two"
             " halves (their range in brackets). Each manager samples at its default interval:"
@@ -173,8 +189,8 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             " read meanwhile), PM2 every 30 s (its worker reads every app's CPU and"
             " memory, and host metrics, for which it runs `df -kP`);"
             " `PMDAEMON_METRICS_INTERVAL` and `PM2_WORKER_INTERVAL` are unset. The helper row"
-            " is the CPU time of the child processes the daemon ran and reaped in the window"
-            " (PM2's `df`), plus any live descendant that is not an app"
+            " is the CPU time of the child processes the daemon (or log keeper) ran and reaped"
+            " in the window (PM2's `df`), plus any other live descendant that is not an app"
             f" ({', '.join(f'`{c}`' for c in live) if live else 'none was seen'})."
             f" The whole machine was {_per_manager(cpu['machine_busy_percent'], '%')} busy"
             " during the windows (all cores; neighbours included)."
@@ -235,7 +251,60 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             f" the API was started, it used {health['daemon_percent_checks_only']:.2g} % of one"
             f" core over {health['checks_only_window_s']:g} s."
         )
+    if logs:
+        out += _logs_method(logs)
     return out
+
+
+def _logs_method(logs: dict[str, Any]) -> list[str]:
+    cmds, follow = logs["commands"], logs["follow_commands"]
+    lags = {
+        k: statistics.median(done)
+        for k, v in logs["lag_after_writer_ms"].items()
+        if k in ("pmd", "pm2") and (done := [x for x in v if x is not None])
+    }
+    problems = [f"{LOG_MODES.get(k, k)}: {p}" for k, ps in logs["problems"].items() for p in ps]
+    return [
+        f"- **{logs['megabytes']:g} MiB of log lines**: the child `tests/children/flood.py`"
+        f" writes {logs['bytes']:,} bytes ({logs['lines']:,} numbered lines) to its stdout as"
+        " fast as it can, run by the same Python four ways: to a plain file"
+        f" (`{cmds['file']}`), under pmdaemon (`{cmds['pmd']}`), under pmdaemon with a"
+        f" timestamp on each line, and under PM2 (`{cmds['pm2']}`). The runs alternate between"
+        f" the four ways, {logs['runs']} timed runs each after {logs['warmup']} untimed, each"
+        " under a new app name; the app is deleted and its log files removed after each run."
+        " The writer's run time is the child's own (`time.perf_counter()` around its writing,"
+        " the last flush included): what logging costs the app, whose writes wait when the"
+        " reader of its pipe falls behind. *All in the log files*: when the app's log files"
+        " (rotated ones included) hold every byte (the latest file modification time), counted"
+        " from the writer's start (its report file's modification time minus its run time);"
+        f" waited for at most {logs['complete_timeout_s']:g} s, or until"
+        f" {logs['stall_s']:g} s pass without a byte added; the files were complete a median"
+        f" {_per_manager(lags, 'ms')} after the writer ended (file times are a few ms"
+        " coarse). After each run the lines in the files are counted and the last one"
+        " checked: "
+        + ("; ".join(problems) if problems else "no line was missing, cut or out of place")
+        + ".",
+        "- **`logs -f`**: an app in each manager (`bench/children/ticker.py`) prints its"
+        f" `time.time()` every {logs['ticker_interval']};"
+        f" `{follow['pmd']}` and `{follow['pm2']}` run at the same time, stdout to a pipe the"
+        " benchmark reads, noting each line's arrival (`time.time()`): the latency is arrival"
+        " minus printed time, for the lines printed after the follower's first line arrived,"
+        f" over {logs['follow_s']:g} s"
+        " ("
+        + ", ".join(f"{LOG_MODES.get(k, k)}: {n} lines" for k, n in logs["follow_lines"].items())
+        + ").",
+    ]
+
+
+LOG_MODES = {"file": "plain file", "pmd": "pmdaemon", "pm2": "PM2", "pmd-time": "pmdaemon --time"}
+
+
+def _roles(cpu: dict[str, Any]) -> str:
+    """'daemon 0.05 % + log keeper 0.01 %' from the CPU notes, or 'not measured'."""
+    roles = cpu.get("daemon_percent_by_role", {}).get("pmd")
+    if not roles:
+        return "pmdaemon not measured"
+    return " + ".join(f"{role} {v:.2f} %" for role, v in roles.items())
 
 
 def _per_manager(values: dict[str, float], unit: str) -> str:
@@ -253,7 +322,7 @@ HOW_TO_RUN = [
     "```sh",
     "bench/run                          # both managers; rewrites docs/benchmarks.md",
     "bench/run --no-write               # print only",
-    "bench/run --only list,crash        # scenarios: list, crash, rss, cpu, rest, monit, health",
+    "bench/run --only list,crash        # of: list, crash, rss, cpu, rest, monit, health, logs",
     ".venv/bin/python bench/list_latency.py   # one scenario alone (--help for its options)",
     "PMDAEMON_BIN=/path/to/pmdaemon bench/run",
     "```",
