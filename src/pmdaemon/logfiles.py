@@ -4,7 +4,11 @@ following a file as it grows (or is truncated or replaced)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
+import struct
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -70,8 +74,11 @@ async def follow(
         size = os.fstat(f.fileno()).st_size
         pos = size if offset is None or offset > size else offset
     pending = b""
+    changed = _watcher().watch(str(path.parent))
     try:
         while True:
+            if changed is not None:
+                changed.clear()  # before looking: a write from now on sets it again
             if f is not None:
                 size = os.fstat(f.fileno()).st_size
                 if size < pos:  # emptied by a flush: start over at its beginning
@@ -94,10 +101,102 @@ async def follow(
                 f, inode = _open(path)
                 pos = 0
                 continue
-            await asyncio.sleep(poll_interval)
+            if changed is None:
+                await asyncio.sleep(poll_interval)
+            else:  # woken by inotify at once; the timeout is only a safety net
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), SAFETY_POLL)
     finally:
+        if changed is not None:
+            _watcher().unwatch(str(path.parent), changed)
         if f is not None:
             f.close()
+
+
+# -- inotify: followers wake when their directory changes, instead of polling ---------------
+
+IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x2, 0x40, 0x80, 0x100, 0x200
+IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+SAFETY_POLL = 1.0
+_EVENT = struct.Struct("iIII")
+
+
+class Watcher:
+    """One inotify instance per event loop (the kernel allows a user 128 by default), one
+    watch per directory, shared by every follower of a file in it."""
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.wds: dict[int, str] = {}
+        self.dirs: dict[str, int] = {}
+        self.waiters: dict[str, set[asyncio.Event]] = {}
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._add = libc.inotify_add_watch
+            self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+            self._rm = libc.inotify_rm_watch
+            self._rm.argtypes = [ctypes.c_int, ctypes.c_int]
+            fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        except (OSError, AttributeError):
+            return
+        if fd < 0:
+            return
+        self.fd = fd
+        loop = asyncio.get_running_loop()
+        loop.add_reader(fd, self._read)
+        weakref.finalize(loop, os.close, fd)  # the instance goes with its loop
+
+    def watch(self, directory: str) -> asyncio.Event | None:
+        """An event set whenever a file in ``directory`` changes; None: poll instead."""
+        if self.fd < 0:
+            return None
+        if directory not in self.dirs:
+            mask = IN_MODIFY | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+            wd = self._add(self.fd, os.fsencode(directory), mask)
+            if wd < 0:
+                return None
+            self.dirs[directory] = wd
+            self.wds[wd] = directory
+        event = asyncio.Event()
+        self.waiters.setdefault(directory, set()).add(event)
+        return event
+
+    def unwatch(self, directory: str, event: asyncio.Event) -> None:
+        waiters = self.waiters.get(directory)
+        if waiters is None:
+            return
+        waiters.discard(event)
+        if not waiters:
+            del self.waiters[directory]
+            wd = self.dirs.pop(directory, None)
+            if wd is not None:
+                self.wds.pop(wd, None)
+                self._rm(self.fd, wd)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            wd, _mask, _cookie, length = _EVENT.unpack_from(data, offset)
+            offset += _EVENT.size + length
+            for event in self.waiters.get(self.wds.get(wd, ""), ()):
+                event.set()
+
+
+_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _watcher() -> Watcher:
+    loop = asyncio.get_running_loop()
+    watcher = _watchers.get(loop)
+    if watcher is None:
+        watcher = _watchers[loop] = Watcher()
+    return watcher
 
 
 READ_STEP = 1024 * 1024
