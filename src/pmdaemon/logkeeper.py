@@ -291,6 +291,7 @@ class Keeper:
         self.files: dict[str, LogFile] = {}
         self.sources: dict[int, Source] = {}
         self.pipes: dict[tuple[int, int], Source] = {}
+        self.partial: set[Source] = set()  # sources holding a line without its newline
         self.clients: set[socket.socket] = set()
         self.listener: socket.socket | None = None
         self.grown = 0  # bytes of pipe buffer added by grow()
@@ -445,6 +446,8 @@ class Keeper:
             if size >= source.capacity > 0 and source.capacity < BIG_PIPE:
                 self.grow(source)
             source.feed(self.buffer, size, now)
+            if source.pending:
+                self.partial.add(source)
         else:
             self.close_source(source, now)
 
@@ -462,6 +465,7 @@ class Keeper:
 
     def close_source(self, source: Source, now: float) -> None:
         source.drain_partial(now, force=True)
+        self.partial.discard(source)
         self.sel.unregister(source.fd)
         os.close(source.fd)
         del self.sources[source.fd]
@@ -475,7 +479,7 @@ class Keeper:
             del self.files[target.path]
 
     def next_timeout(self, now: float) -> float | None:
-        waits = [s.pending_since + PARTIAL_FLUSH - now for s in self.sources.values() if s.pending]
+        waits = [s.pending_since + PARTIAL_FLUSH - now for s in self.partial if s.pending]
         return max(0.0, min(waits)) if waits else None
 
     # -- main loop ------------------------------------------------------------------------
@@ -509,8 +513,10 @@ class Keeper:
             if self.stopping:
                 return 0
             now = time.monotonic()
-            for source in list(self.sources.values()):
+            for source in list(self.partial):  # only pipes that hold a line without its end
                 source.drain_partial(now)
+                if not source.pending:
+                    self.partial.discard(source)
 
     def finish(self) -> None:
         """Write what the pipes hold and what is pending, and let go of the socket."""
