@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -29,6 +30,7 @@ REPO_DIR = BENCH_DIR.parent
 CACHE_DIR = BENCH_DIR / ".cache"
 IDLE_SCRIPT = BENCH_DIR / "children" / "idle.py"
 MIB = 1024 * 1024
+SLEEP_SECONDS = 3600  # the sleep apps' own end, should a run leave them behind
 
 T = TypeVar("T")
 
@@ -203,6 +205,28 @@ def _running(p: psutil.Process) -> bool:
 def python_executable() -> str:
     """This interpreter's real path (a pyenv shim would add a bash hop to every start)."""
     return os.path.realpath(sys.executable)
+
+
+def sleep_argv(seconds: int = SLEEP_SECONDS) -> list[str]:
+    """Command of the lightest idle child: the `sleep` binary, no interpreter (about
+    1 MiB resident each, so a thousand fit anywhere). It cannot carry a tag, and it does
+    not notice being orphaned: it ends after `seconds` anyway."""
+    found = shutil.which("sleep")
+    if found is None:
+        raise ToolMissing("sleep not found on PATH (coreutils)")
+    return [os.path.realpath(found), str(seconds)]
+
+
+def raise_fd_limit(want: int = 65536) -> int:
+    """Raise this process's soft limit on open files towards `want` (at most the hard
+    limit), so that the managers, which inherit it, can hold a thousand apps' pipes and
+    a WebSocket client hundreds of sockets; returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
 
 
 def idle_argv(tag: str) -> list[str]:

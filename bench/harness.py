@@ -18,7 +18,7 @@ from pmd import Pmd
 # Construction order matters: pmdaemon is looked up before PM2 is installed or started,
 # so a missing pmdaemon fails fast.
 FACTORIES: dict[str, Callable[[], Manager]] = {"pmd": Pmd, "pm2": Pm2}
-LABELS = {"pmd": "pmdaemon", "pm2": "PM2", "file": "plain file"}
+LABELS = {"pmd": "pmdaemon", "pm2": "PM2", "file": "plain file", "supd": "supervisord"}
 JSON_PREFIX = "BENCH_JSON "
 
 
@@ -134,8 +134,8 @@ def report(rows: list[Row], managers: list[Manager], notes: dict[str, Any] | Non
         print(f"\n{row.scenario}")
         for key, label in LABELS.items():
             if key in FACTORIES or key in row.results:
-                print(f"  {label:<10} {fmt_stats(row.results.get(key), row.unit)}")
-        print(f"  ratio      {row.ratio_cell()}   target: {row.target}   met: {fmt_met(row.met)}")
+                print(f"  {label:<11} {fmt_stats(row.results.get(key), row.unit)}")
+        print(f"  ratio       {row.ratio_cell()}   target: {row.target}   met: {fmt_met(row.met)}")
     payload = {
         "rows": [r.to_json() for r in rows],
         "versions": {m.key: m.version() for m in managers},

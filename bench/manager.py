@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -73,6 +74,10 @@ class Manager(ABC):
         """Stop app `name` and forget it (its log files stay)."""
 
     @abstractmethod
+    def delete_all(self, timeout: float = CLI_TIMEOUT) -> None:
+        """Stop every app and forget it."""
+
+    @abstractmethod
     def version(self) -> str: ...
 
     # -- shared --------------------------------------------------------------------------
@@ -91,6 +96,24 @@ class Manager(ABC):
         start = time.perf_counter()
         self.run("list")
         return time.perf_counter() - start
+
+    def write_apps(self, directory: Path, names: Sequence[str], argv: Sequence[str]) -> Path:
+        """An ecosystem JSON file that pmdaemon and PM2 read alike (`start FILE`): one app
+        per name, each running `argv` directly (`interpreter: none`)."""
+        apps = [
+            {"name": name, "script": argv[0], "args": list(argv[1:]), "interpreter": "none"}
+            for name in names
+        ]
+        path = directory / f"ecosystem-{len(names)}.json"
+        path.write_text(json.dumps({"apps": apps}, indent=1))
+        return path
+
+    def start_file(self, path: Path, timeout: float = CLI_TIMEOUT) -> None:
+        """Start every app of the file `path` (`start FILE`, the same for both)."""
+        self.run("start", str(path), timeout=timeout)
+
+    def restart_all(self, timeout: float = CLI_TIMEOUT) -> None:
+        self.run("restart", "all", timeout=timeout)
 
     def god_pid(self) -> int | None:
         """The daemon's PID from its PID file, if there is one."""
@@ -158,7 +181,7 @@ class Manager(ABC):
         except psutil.NoSuchProcess:
             return
         try:
-            self.run("kill", timeout=KILL_TIMEOUT)
+            self.run(self._kill_command(), timeout=KILL_TIMEOUT)
         except (CliError, subprocess.TimeoutExpired) as exc:
             print(f"warning: {self.label} kill failed: {exc}")
         try:
@@ -168,6 +191,10 @@ class Manager(ABC):
         killed = kill_leftovers(tree)
         if killed:
             print(f"warning: {self.label} left processes behind, killed: {killed}")
+
+    def _kill_command(self) -> str:
+        """The CLI command that stops the daemon and its apps."""
+        return "kill"
 
     def _live_daemon(self) -> int | None:
         pid = self.god_pid()

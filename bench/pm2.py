@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from common import CACHE_DIR
-from manager import App, Manager, ManagerMissing
+from manager import CLI_TIMEOUT, App, Manager, ManagerMissing
 
 PM2_SPEC = "pm2@7"
 PREFIX = CACHE_DIR / "pm2"
@@ -85,6 +85,9 @@ class Pm2(Manager):
 
     def delete(self, name: str) -> None:
         self.run("delete", name)
+
+    def delete_all(self, timeout: float = CLI_TIMEOUT) -> None:
+        self.run("delete", "all", timeout=timeout)
 
     def jlist(self) -> list[App]:
         out = self.run("jlist").stdout.decode()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO_DIR, is_alive
-from manager import App, Manager, ManagerMissing
+from manager import CLI_TIMEOUT, App, Manager, ManagerMissing
 
 VENV_BIN = REPO_DIR / ".venv" / "bin" / "pmdaemon"
 
@@ -73,6 +73,9 @@ class Pmd(Manager):
 
     def delete(self, name: str) -> None:
         self.run("delete", name, "-f")
+
+    def delete_all(self, timeout: float = CLI_TIMEOUT) -> None:
+        self.run("delete", "all", "-f", timeout=timeout)
 
     def companion_pids(self) -> dict[str, int]:
         # The log keeper: a child of the daemon in a session of its own, which reads the

@@ -23,15 +23,19 @@ from typing import Any
 import harness
 import pm2
 import pmd
+import soak
+import supd
 from common import BENCH_DIR, REPO_DIR, ToolMissing, ensure_tmux, ensure_wrk
 from manager import ManagerMissing
 
 SCENARIOS = {
     "list": "list_latency.py",
-    "crash": "crash_restart.py",
+    "fleet": "fleet.py",
     "rss": "daemon_rss.py",
+    "crash": "crash_restart.py",
     "cpu": "daemon_cpu.py",
     "rest": "rest_throughput.py",
+    "ws": "ws_fanout.py",
     "monit": "monit_cpu.py",
     "health": "health_load.py",
     "logs": "log_throughput.py",
@@ -94,12 +98,13 @@ def machine_line(versions: dict[str, str], load: float) -> str:
         f"load average at start {load:.2f}",
         f"pmdaemon {versions.get('pmd', 'not measured')}",
         f"PM2 {versions.get('pm2', 'not measured')}",
+        *([f"supervisord {versions['supd']}"] if "supd" in versions else []),
         f"bench run with Python {platform.python_version()}",
     ]
     return " · ".join(parts)
 
 
-def markdown(payloads: dict[str, dict[str, Any]], load: float) -> str:
+def markdown(payloads: dict[str, dict[str, Any]], load: float, soak_block: str = "") -> str:
     versions: dict[str, str] = {}
     rows: list[harness.Row] = []
     for payload in payloads.values():
@@ -112,8 +117,8 @@ def markdown(payloads: dict[str, dict[str, Any]], load: float) -> str:
         "pmdaemon next to PM2, both measured in the same run on the same machine by",
         "`bench/run`. Figures are medians with min\N{EN DASH}max in brackets; the ratio is",
         "pmdaemon's median over PM2's (where the PM2 column names another reference, such as",
-        "a plain file, over that one's). Absolute times move with the machine and its",
-        "neighbours: the ratio, measured in the same run, is the figure to compare.",
+        "a plain file or supervisord, over that one's). Absolute times move with the machine",
+        "and its neighbours: the ratio, measured in the same run, is the figure to compare.",
         "",
         f"Measured {machine_line(versions, load)}.",
         "",
@@ -130,8 +135,25 @@ def markdown(payloads: dict[str, dict[str, Any]], load: float) -> str:
             harness.fmt_met(r.met),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## What is measured", "", *method(payloads), "", *HOW_TO_RUN]
+    lines += ["", "## What is measured", "", *method(payloads), ""]
+    if soak_block:
+        lines += [soak_block, ""]
+    lines += HOW_TO_RUN
     return "\n".join(lines) + "\n"
+
+
+def soak_section(*paths: Path) -> str:
+    """The soak table (bench/soak.py writes it between its markers into the report) from
+    the first of `paths` that has one, markers included; "" if none has."""
+    for path in paths:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        start, end = text.find(soak.START), text.find(soak.END)
+        if 0 <= start < end:
+            return text[start : end + len(soak.END)]
+    return ""
 
 
 def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
@@ -140,6 +162,7 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
 
     ls, crash, rss, rest = notes("list"), notes("crash"), notes("rss"), notes("rest")
     cpu, monit, health, logs = notes("cpu"), notes("monit"), notes("health"), notes("logs")
+    fleet, ws = notes("fleet"), notes("ws")
     out = []
     if ls:
         out.append(
@@ -148,6 +171,8 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             " warm-ups, output to a pipe. Wall time of the whole command, a fresh process"
             " each time."
         )
+    if fleet:
+        out.append(_fleet_method(fleet))
     if crash:
         out.append(
             f"- **SIGKILL → new process alive**: one idle app in each manager, killed"
@@ -214,6 +239,8 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
             f" each response is checked to list all {rest['processes']} processes, and"
             " pmdaemon's to answer 401 without the key."
         )
+    if ws and "skipped" not in ws:
+        out.append(_ws_method(ws))
     if monit:
         out.append(
             f"- **`monit`**: {monit['processes']} idle apps in one manager at a time; the"
@@ -254,6 +281,84 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
     if logs:
         out += _logs_method(logs)
     return out
+
+
+def _fleet_method(f: dict[str, Any]) -> str:
+    small, large = f["small"], f["large"]
+    cmd, last = f["command_s"], f["last_listing_s"]
+    parts = f["rss_parts_mib"].get("pmd", {})
+    split = ", ".join(f"{role} {mib:.1f} MiB" for role, mib in parts.items()) or "not measured"
+    fds = "; ".join(
+        f"{harness.LABELS.get(k, k)}: " + ", ".join(f"{role} {n}" for role, n in roles.items())
+        for k, roles in f["fds"].items()
+    )
+    after = ", ".join(
+        f"{mib:.1f} MiB ({harness.LABELS.get(k, k)})" for k, mib in f["rss_after_lists_mib"].items()
+    )
+    return (
+        f"- **a fleet from an ecosystem file**: the app is `{f['app']}` run directly"
+        " (`interpreter: none`; about 1 MiB resident each), and both managers read the same"
+        ' JSON ecosystem file (`{"apps": [...]}`, one entry per app) with `start FILE`.'
+        " *start*: from the command's launch to the end of the first JSON listing"
+        " (`pmdaemon list --json`, `pm2 jlist`; made once the command has returned, then"
+        f" every {f['poll_interval_s'] * 1000:g} ms) that shows every app online with a live"
+        f" PID; {f['rounds']} rounds of {small} apps and {f['large_rounds']} of {large}, who"
+        " goes first rotating from one round to the next. After each round of"
+        f" {small} the apps are deleted and their processes waited for, so each start begins"
+        f" with no app in its manager (with {large}, the other managers' {large} apps may be"
+        " running, idle). The start command alone"
+        f" took a median {_per_manager(cmd['start_small'], 's')} with {small} apps and"
+        f" {_per_manager(cmd['start_large'], 's')} with {large}; the last listing, which the"
+        f" clock includes, {_per_manager(last['start_large'], 's')} with {large}."
+        f" *`restart all`*: {small} apps in each manager, {f['rounds']} rounds, the order"
+        " rotating,"
+        " until the listing shows every app online with another PID than before (the command"
+        f" alone: {_per_manager(cmd['restart'], 's')}). Then, with {large} apps in each"
+        f" manager: `list` ({f['list_runs']} runs each after {f['list_warmup']} warm-ups,"
+        " alternated, output to a pipe) and the daemon's RSS, as in the *daemon RSS* rows"
+        f" ({f['samples']} readings 0.2 s apart, {f['settle_s']:g} s after the last start;"
+        f" pmdaemon: {split}; after the `list` runs:"
+        f" {after}). Open descriptors then: {fds}."
+        f" The benchmark raises its soft open-file limit to {f['fd_limit']}, which the daemons"
+        " inherit." + (_supd_method(f) if f.get("supervisord") else "")
+    )
+
+
+def _supd_method(f: dict[str, Any]) -> str:
+    return (
+        f" The rows *next to supervisord* put supervisord ({f['supervisord']}, from PyPI, in"
+        " `bench/.cache/supervisor`), measured in the same rounds, beside the same pmdaemon"
+        " figures, the ratio over supervisord's: its apps are `[program:NAME]` sections"
+        " (`startsecs=0`, so RUNNING once spawned; `autorestart`; a log file per stream, as"
+        " the others have) in a file its configuration includes, added and started by"
+        " `supervisorctl update` on the running supervisord (which stands for `start FILE`);"
+        " its listing, for the waits and for the `list` row, is `supervisorctl status`;"
+        " `restart all` is `supervisorctl restart all`; its RSS is its one process, which"
+        " writes the log files itself."
+    )
+
+
+def _ws_method(ws: dict[str, Any]) -> str:
+    dropped = ws["closed_early_count"]
+    return (
+        "- **WebSocket fan-out** (pmdaemon only: PM2 7 has no WebSocket endpoint; its event"
+        " bus, `pm2.launchBus()`, is an axon socket in `PM2_HOME` for local programs, and its"
+        " web dashboard is the hosted PM2 Plus service, so there is no PM2 figure and no"
+        f" ratio): one idle app, `pmdaemon web -p 0 --api-key KEY` attached to the daemon,"
+        f" {ws['clients']} clients of the public stream `/ws` (process events need no key) in"
+        " one asyncio process of the benchmark (the `websockets` library), connected in"
+        f" {ws['connect_s']:g} s, each reading every message it is sent. Each of"
+        f" {ws['rounds']} rounds runs `pmdaemon stop APP` and notes, per client, when the"
+        " app's first `process_status` event with status `stopping` or `stopped` arrived (the"
+        " loop's clock, read before the message is parsed), counted from the command's"
+        " launch, so starting the CLI's process is included (the command took a median"
+        f" {ws['stop_command_ms']:g} ms until it exited); then `pmdaemon start APP`, and a wait"
+        " until every client has seen it online. The rows are the medians over the rounds of"
+        " each round's first, median and last client, range in brackets; the clients' own"
+        " reading, one process for all of them, is in the figures."
+        f" {ws['missed']} events missed (none within {ws['event_timeout_s']:g} s), "
+        + (f"{dropped} clients dropped by the server." if dropped else "no client dropped.")
+    )
 
 
 def _logs_method(logs: dict[str, Any]) -> list[str]:
@@ -322,7 +427,7 @@ HOW_TO_RUN = [
     "```sh",
     "bench/run                          # both managers; rewrites docs/benchmarks.md",
     "bench/run --no-write               # print only",
-    "bench/run --only list,crash        # of: list, crash, rss, cpu, rest, monit, health, logs",
+    "bench/run --only list,crash        # of: " + ", ".join(SCENARIOS),
     ".venv/bin/python bench/list_latency.py   # one scenario alone (--help for its options)",
     "PMDAEMON_BIN=/path/to/pmdaemon bench/run",
     "```",
@@ -343,6 +448,8 @@ def preflight(keys: list[str], scenarios: list[str]) -> None:
             pmd.find_bin()
         if "pm2" in keys:
             pm2.ensure_installed()
+        if "fleet" in scenarios:
+            supd.ensure_installed()
         if "rest" in scenarios or "health" in scenarios:
             ensure_wrk()
         if "monit" in scenarios:
@@ -366,7 +473,8 @@ def main() -> None:
     preflight(keys, chosen)
     load = os.getloadavg()[0]
     payloads = {name: run_scenario(SCENARIOS[name], ",".join(keys)) for name in chosen}
-    text = markdown(payloads, load)
+    # bench/soak.py's table is not made here: carry it over from the report it is in.
+    text = markdown(payloads, load, soak_section(args.output, DEFAULT_OUTPUT))
     print("\n" + text)
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
