@@ -24,6 +24,7 @@ its memory counts against the daemon's)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -33,6 +34,7 @@ import signal
 import socket
 import stat
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -51,6 +53,9 @@ F_SETPIPE_SZ = 1031
 F_GETPIPE_SZ = 1032
 MSG_MAX = 64 * 1024
 SPLICE_MAX = 1024 * 1024  # bytes moved by one splice
+# Splicing needs a second descriptor per file (splice cannot write to O_APPEND): worth it
+# for a bulk writer only, so a quiet app's file never costs it.
+SPLICE_MIN = 64 * 1024
 NEWLINE = ord("\n")
 
 
@@ -284,6 +289,14 @@ class Source:
             self.emit(data, 0, len(data))
 
 
+def _available(fd: int) -> int:
+    """Bytes waiting in a pipe."""
+    try:
+        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+    except OSError:
+        return 0
+
+
 class Keeper:
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -344,7 +357,7 @@ class Keeper:
 
     def on_message(self, conn: socket.socket) -> None:
         try:
-            raw, fds, _, _ = socket.recv_fds(conn, MSG_MAX, 4)
+            raw, fds, flags, _ = socket.recv_fds(conn, MSG_MAX, 4)
         except BlockingIOError:
             return
         except OSError:
@@ -357,6 +370,8 @@ class Keeper:
             return
         try:
             message = json.loads(raw)
+            if flags & socket.MSG_CTRUNC:  # the kernel could not give us the descriptor
+                raise OSError(errno.EMFILE, "out of file descriptors")
             reply = self.handle(message, fds)
         except Exception as exc:  # a bad message must not end the keeper
             for fd in fds:
@@ -371,9 +386,11 @@ class Keeper:
     def handle(self, message: dict[str, object], fds: list[int]) -> dict[str, object] | None:
         op = message.get("op")
         if op == "attach":
+            if not fds:
+                raise ValueError("attach: no pipe came with the message")
             for fd in fds:
                 self.attach(fd, message)
-            return None
+            return {"ok": True}
         if op == "flush":
             paths = message.get("paths")
             assert isinstance(paths, list)
@@ -403,11 +420,13 @@ class Keeper:
         stamp = message.get("stamp")
         st = os.fstat(fd)
         if not stat.S_ISFIFO(st.st_mode):
-            os.close(fd)
-            raise ValueError("attach: not a pipe")
+            raise ValueError("attach: not a pipe")  # the caller closes what came
         target = self.files.get(path)
         if target is None:
-            target = self.files[path] = LogFile(path, max_size, max_files, stamp)  # type: ignore[arg-type]
+            target = LogFile(path, max_size, max_files, stamp)  # type: ignore[arg-type]
+            if target.fd < 0:  # refused: the daemon lets the app write the file itself
+                raise OSError(errno.EIO, f"cannot open {path}")
+            self.files[path] = target
         else:
             target.configure(max_size, max_files, stamp)  # type: ignore[arg-type]
         key = (st.st_dev, st.st_ino)
@@ -428,7 +447,12 @@ class Keeper:
     def on_readable(self, fd: int, now: float) -> None:
         source = self.sources[fd]
         target = source.target
-        if target.stamper is None and target.sources == 1 and not source.pending:
+        if (
+            target.stamper is None
+            and target.sources == 1
+            and not source.pending
+            and _available(fd) >= SPLICE_MIN
+        ):
             moved = target.splice(fd)
             if moved is not None:
                 if moved == 0:

@@ -27,6 +27,10 @@ CONNECT_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 10.0
 
 
+class KeeperRefused(Exception):
+    """The keeper answered that it cannot take a pipe (e.g. out of descriptors)."""
+
+
 @dataclass(frozen=True)
 class LogSettings:
     max_size: int
@@ -168,7 +172,10 @@ class KeeperLogs(DirectLogs):
             asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable)
         # A new keeper (or one whose daemon died) gets every pipe this daemon holds.
         for stream in list(self.streams.values()):
-            self._send_attach(sock, stream)
+            try:
+                self._send_attach(sock, stream)
+            except KeeperRefused as exc:
+                log.error("the log keeper refused the pipe of %s: %s", stream.path, exc)
         return sock
 
     def _on_readable(self) -> None:
@@ -212,17 +219,32 @@ class KeeperLogs(DirectLogs):
             "stamp": stream.settings.stamp,
         }
         socket.send_fds(sock, [json.dumps(message).encode()], [stream.backup])
+        raw = sock.recv(65536)  # every attach is answered: a refused one must be known
+        if not raw:
+            raise OSError("the log keeper closed the connection")
+        try:
+            reply = json.loads(raw)
+        except ValueError:
+            raise OSError("the log keeper answered something unreadable") from None
+        if not reply.get("ok"):
+            raise KeeperRefused(str(reply.get("error", "refused")))
 
     def _attach(self, stream: Stream) -> None:
+        """Hand a pipe to the keeper; KeeperRefused or OSError when it did not take it
+        (the stream is then not held)."""
         self.streams[stream.backup] = stream
-        for _ in range(2):
-            sock = self.ensure()
-            try:
-                self._send_attach(sock, stream)
-                return
-            except OSError as exc:
-                self._lost(f"the log keeper did not take a pipe ({exc.strerror or exc})")
-        raise OSError("the log keeper does not answer")
+        try:
+            for _ in range(2):
+                sock = self.ensure()
+                try:
+                    self._send_attach(sock, stream)
+                    return
+                except OSError as exc:
+                    self._lost(f"the log keeper did not take a pipe ({exc.strerror or exc})")
+            raise OSError("the log keeper does not answer")
+        except BaseException:
+            self.streams.pop(stream.backup, None)
+            raise
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         sock = self.ensure()
@@ -250,7 +272,7 @@ class KeeperLogs(DirectLogs):
                 streams.append(Stream(read_end, path, settings))
             for stream in streams:
                 self._attach(stream)
-        except OSError as exc:
+        except (OSError, KeeperRefused) as exc:
             for read_end, write_end in pipes:
                 self.streams.pop(read_end, None)
                 os.close(read_end)
@@ -279,8 +301,7 @@ class KeeperLogs(DirectLogs):
             stream = Stream(backup, path, settings)
             try:
                 self._attach(stream)
-            except OSError:
-                self.streams.pop(backup, None)
+            except (OSError, KeeperRefused):
                 os.close(backup)
                 continue
             streams.append(stream)

@@ -103,3 +103,27 @@ def test_out_of_descriptors_in_a_spawn_is_a_clear_error(pmd: Pmd, home: Path) ->
     wait_until(lambda: open_fds() <= baseline, what="no descriptor leaked")
     started = pmd.start(child("park.py"), "--interpreter", PY, "-n", "web", "-i", "4")
     assert [p["status"] for p in started["processes"]] == ["online"] * 4
+
+
+@needs_root
+def test_a_keeper_out_of_descriptors_hands_apps_their_files(pmd: Pmd, home: Path) -> None:
+    """The keeper refuses a pipe it cannot hold (no descriptor left): the daemon lets that
+    app append to its files itself, and nothing blocks."""
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "a")
+    keeper = pmd.keeper_pid()
+    assert keeper is not None
+    used = len(os.listdir(f"/proc/{keeper}/fd"))
+    soft, hard = resource.prlimit(keeper, resource.RLIMIT_NOFILE)
+    try:
+        resource.prlimit(keeper, resource.RLIMIT_NOFILE, (used, hard))
+        pmd.start(child("spew.py"), "--interpreter", PY, "-n", "b", "--", "5000")
+        out = home / "logs" / "b-out.log"
+        wait_until(lambda: "line 4999" in out.read_text(), what="b's lines in its file")
+        assert pmd.proc("b")["status"] == "online" and pmd.keeper_pid() == keeper
+        assert "log pipes unavailable" in (home / "daemon.log").read_text()
+    finally:
+        resource.prlimit(keeper, resource.RLIMIT_NOFILE, (soft, hard))
+    pmd.start(child("spew.py"), "--interpreter", PY, "-n", "c", "--", "3")
+    wait_until(lambda: "line 2" in (home / "logs" / "c-out.log").read_text())
+    keeper_fds = os.listdir(f"/proc/{keeper}/fd")
+    assert len(keeper_fds) > used  # c went through the keeper again
