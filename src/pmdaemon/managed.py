@@ -202,7 +202,7 @@ class ManagedProcess:
             restarts=self.restarts,
             status=self.state.value,
             pid=self.pid,
-            pid_start_ticks=self.pid_start_ticks,
+            pid_start_ticks=self.start_ticks(),
             started_at=self.started_at,
             exit_code=self.exit_code,
             exit_signal=self.exit_signal,
@@ -213,6 +213,12 @@ class ManagedProcess:
             instance=self.instance,
             assigned_port=self.assigned_port,
         )
+
+    def start_ticks(self) -> int | None:
+        """The kernel start time of the current run (the guard against a reused PID)."""
+        if self.pid is not None and self.pid_start_ticks is None:
+            self.pid_start_ticks = proctree.start_ticks(self.pid)
+        return self.pid_start_ticks
 
     def environment(self) -> dict[str, str]:
         """Captured environment < env_file (read now) < env < the injected variables."""
@@ -297,7 +303,10 @@ class ManagedProcess:
     ) -> None:
         self._popen = popen
         self.pid = pid
-        self.pid_start_ticks = proctree.start_ticks(pid)
+        # A child we just spawned may still be inside exec, and reading its /proc entry
+        # then waits for the exec to finish (milliseconds, on the restart path): its start
+        # time is read when first needed (the state write, a moment later) instead.
+        self.pid_start_ticks = proctree.start_ticks(pid) if popen is None else None
         self._started_mono = time.monotonic()
         if self.started_at is None or popen is not None:
             self.started_at = time.time()
