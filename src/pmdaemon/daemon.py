@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -34,7 +33,7 @@ from pmdaemon.api.audit import AuditLog
 from pmdaemon.api.server import EmbeddedServer, WebConfig, WebServer
 from pmdaemon.errors import DaemonStartError, InvalidInput, PmdError
 from pmdaemon.events import EventBus
-from pmdaemon.logkeeper import raise_fd_limit
+from pmdaemon.logkeeper import peer_uid, raise_fd_limit
 from pmdaemon.logpipes import KeeperLogs
 from pmdaemon.paths import Home
 from pmdaemon.store import Store
@@ -125,16 +124,6 @@ def redirect_output(home: Home) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-
-
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process at the other end of a unix socket (SO_PEERCRED)."""
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
 
 
 class OwnerOnlyProtocol(HttpToolsProtocol):

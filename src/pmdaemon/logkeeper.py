@@ -33,6 +33,7 @@ import selectors
 import signal
 import socket
 import stat
+import struct
 import sys
 import termios
 import time
@@ -61,6 +62,16 @@ NEWLINE = ord("\n")
 
 def log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} logkeeper {os.getpid()}: {message}", flush=True)
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a unix socket (SO_PEERCRED)."""
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
 
 
 def raise_fd_limit() -> None:
@@ -340,9 +351,7 @@ class Keeper:
             conn, _ = self.listener.accept()
         except BlockingIOError:
             return
-        uid = os.getuid()
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        if int.from_bytes(creds[4:8], sys.byteorder) != uid:
+        if peer_uid(conn) != os.getuid():
             conn.close()  # only the owner of the home talks to its keeper
             return
         conn.setblocking(False)

@@ -7,6 +7,7 @@ wait in the pipe instead of failing with EPIPE) until a new keeper takes them ov
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -167,8 +168,6 @@ class KeeperLogs(DirectLogs):
                 raise OSError("the log keeper did not start")
         self.sock = sock
         with contextlib.suppress(RuntimeError):
-            import asyncio
-
             asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable)
         # A new keeper (or one whose daemon died) gets every pipe this daemon holds.
         for stream in list(self.streams.values()):
@@ -192,14 +191,19 @@ class KeeperLogs(DirectLogs):
         if not data:
             self._lost("the log keeper exited")
 
-    def _lost(self, why: str) -> None:
+    def _disconnect(self, last_words: bytes | None = None) -> None:
         sock, self.sock = self.sock, None
-        if sock is not None:
-            with contextlib.suppress(Exception):
-                import asyncio
+        if sock is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+        if last_words is not None:
+            with contextlib.suppress(OSError):
+                sock.send(last_words)
+        sock.close()
 
-                asyncio.get_running_loop().remove_reader(sock.fileno())
-            sock.close()
+    def _lost(self, why: str) -> None:
+        self._disconnect()
         if self.keeper is not None:
             self.keeper.poll()  # reap it
         if self.closed:
@@ -326,15 +330,4 @@ class KeeperLogs(DirectLogs):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.streams.clear()
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            with contextlib.suppress(Exception):
-                import asyncio
-
-                asyncio.get_running_loop().remove_reader(sock.fileno())
-            with contextlib.suppress(OSError):
-                sock.send(b'{"op": "bye"}')
-            sock.close()
-
-
-LogRouter = DirectLogs  # the interface ManagedProcess uses; KeeperLogs is the daemon's
+        self._disconnect(b'{"op": "bye"}')

@@ -29,38 +29,20 @@ def answer(port: int) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None
 
 
+def cluster_args(name: str, count: int, port: str, script: str | None = None) -> list[str]:
+    script = script or child("http_app.py")
+    return [script, "--interpreter", PY, "-n", name, "-i", str(count), "-p", port]
+
+
 def refused_start(pmd: Pmd, name: str, count: int, port: str) -> Any:
     """`start http_app.py -n NAME -i COUNT -p PORT` expected to fail: its result."""
-    return pmd.run(
-        "start",
-        child("http_app.py"),
-        "--interpreter",
-        PY,
-        "-n",
-        name,
-        "-i",
-        str(count),
-        "-p",
-        port,
-        check=False,
-    )
+    return pmd.run("start", *cluster_args(name, count, port), check=False)
 
 
 def cluster(
     pmd: Pmd, name: str, count: int, port: str, *extra: str, script: str | None = None
 ) -> list[dict[str, Any]]:
-    result = pmd.start(
-        script or child("http_app.py"),
-        "--interpreter",
-        PY,
-        "-n",
-        name,
-        "-i",
-        str(count),
-        "-p",
-        port,
-        *extra,
-    )
+    result = pmd.start(*cluster_args(name, count, port, script), *extra)
     return result["processes"]  # type: ignore[no-any-return]
 
 

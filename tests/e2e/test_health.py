@@ -19,6 +19,17 @@ from helpers import Pmd, Web, alive, child, wait_until
 PY = sys.executable
 
 
+def health_app(pmd: Pmd, status: Path, interval: str, retries: str) -> None:
+    """Start health_server.py as "h" on a free port, checked over HTTP every ``interval``;
+    its /health answers the status written in ``status`` (200 to begin with)."""
+    status.write_text("200")
+    port = free_range(1)
+    pmd.start(child("health_server.py"), "--interpreter", PY, "-n", "h", "-p", str(port),
+              "--health-check-url", f"http://127.0.0.1:{port}/health",
+              "--health-check-interval", interval, "--health-check-retries", retries,
+              "--", str(status))  # fmt: skip
+
+
 def checks_logged(pmd: Pmd, name: str) -> list[str]:
     log = pmd.home / "logs" / f"{name}-out.log"
     return [line for line in log.read_text().splitlines() if line.startswith("check ")]
@@ -26,25 +37,7 @@ def checks_logged(pmd: Pmd, name: str) -> list[str]:
 
 def test_http_check_healthy_unhealthy_restart_healthy(pmd: Pmd, tmp_path: Path) -> None:
     status = tmp_path / "status"
-    status.write_text("200")
-    port = free_range(1)
-    pmd.start(
-        child("health_server.py"),
-        "--interpreter",
-        PY,
-        "-n",
-        "h",
-        "-p",
-        str(port),
-        "--health-check-url",
-        f"http://127.0.0.1:{port}/health",
-        "--health-check-interval",
-        "300ms",
-        "--health-check-retries",
-        "3",
-        "--",
-        str(status),
-    )
+    health_app(pmd, status, "300ms", "3")
     info = wait_until(
         lambda: (p := pmd.proc("h"))["health_status"] == "healthy" and p, what="healthy"
     )
@@ -73,25 +66,7 @@ def test_http_check_healthy_unhealthy_restart_healthy(pmd: Pmd, tmp_path: Path) 
 
 def test_exactly_retries_failures_make_unhealthy(pmd: Pmd, tmp_path: Path) -> None:
     status = tmp_path / "status"
-    status.write_text("200")
-    port = free_range(1)
-    pmd.start(
-        child("health_server.py"),
-        "--interpreter",
-        PY,
-        "-n",
-        "h",
-        "-p",
-        str(port),
-        "--health-check-url",
-        f"http://127.0.0.1:{port}/health",
-        "--health-check-interval",
-        "400ms",
-        "--health-check-retries",
-        "4",
-        "--",
-        str(status),
-    )
+    health_app(pmd, status, "400ms", "4")
     wait_until(lambda: pmd.proc("h")["health_status"] == "healthy", what="healthy")
     status.write_text("503")
     seen = []
@@ -298,26 +273,8 @@ def test_health_updates_reach_websocket_clients(
     pmd: Pmd, web: Callable[..., Web], tmp_path: Path
 ) -> None:
     status = tmp_path / "status"
-    status.write_text("200")
-    port = free_range(1)
     w = web("--api-key", "k")
-    pmd.start(
-        child("health_server.py"),
-        "--interpreter",
-        PY,
-        "-n",
-        "h",
-        "-p",
-        str(port),
-        "--health-check-url",
-        f"http://127.0.0.1:{port}/health",
-        "--health-check-interval",
-        "300ms",
-        "--health-check-retries",
-        "2",
-        "--",
-        str(status),
-    )
+    health_app(pmd, status, "300ms", "2")
 
     async def main() -> list[dict[str, Any]]:
         updates: list[dict[str, Any]] = []
