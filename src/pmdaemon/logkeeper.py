@@ -13,6 +13,8 @@ JSON object; ``attach`` carries the pipe's read end as SCM_RIGHTS.
 
 - ``{"op": "attach", "path", "max_size", "max_files", "stamp": parts|null}`` + fd: read the
   pipe into the file (a pipe already attached only updates the file's settings).
+- ``{"op": "attach_each", "paths": [...], ...}`` + one fd per path: the same for all of a
+  child's pipes in one message, all or none.
 - ``{"op": "flush", "paths": [...]}`` -> ``{"ok": true, "flushed": n}``: empty the files
   and remove their rotated generations.
 - ``{"op": "stats"}`` -> ``{"pid", "sources", "files", "dropped"}``.
@@ -394,11 +396,17 @@ class Keeper:
 
     def handle(self, message: dict[str, object], fds: list[int]) -> dict[str, object] | None:
         op = message.get("op")
-        if op == "attach":
+        if op in ("attach", "attach_each"):
             if not fds:
-                raise ValueError("attach: no pipe came with the message")
-            for fd in fds:
-                self.attach(fd, message)
+                raise ValueError(f"{op}: no pipe came with the message")
+            if op == "attach":
+                targets = [str(message["path"])] * len(fds)
+            else:
+                listed = message.get("paths")
+                if not isinstance(listed, list) or len(listed) != len(fds):
+                    raise ValueError("attach_each: one path per pipe")
+                targets = [str(p) for p in listed]
+            self.attach(list(zip(fds, targets, strict=True)), message)
             return {"ok": True}
         if op == "flush":
             paths = message.get("paths")
@@ -423,33 +431,44 @@ class Keeper:
             }
         return {"ok": False, "error": f"unknown op {op!r}"}
 
-    def attach(self, fd: int, message: dict[str, object]) -> None:
-        path = str(message["path"])
+    def attach(self, pipes: list[tuple[int, str]], message: dict[str, object]) -> None:
+        """Read each (pipe, path). All or nothing: when one cannot be taken, none is and
+        the error propagates (the caller closes the descriptors that came)."""
         max_size, max_files = int(message["max_size"]), int(message["max_files"])  # type: ignore[call-overload]
         stamp = message.get("stamp")
-        st = os.fstat(fd)
-        if not stat.S_ISFIFO(st.st_mode):
-            raise ValueError("attach: not a pipe")  # the caller closes what came
-        target = self.files.get(path)
-        if target is None:
-            target = LogFile(path, max_size, max_files, stamp)  # type: ignore[arg-type]
-            if target.fd < 0:  # refused: the daemon lets the app write the file itself
-                raise OSError(errno.EIO, f"cannot open {path}")
-            self.files[path] = target
-        else:
-            target.configure(max_size, max_files, stamp)  # type: ignore[arg-type]
-        key = (st.st_dev, st.st_ino)
-        if key in self.pipes:  # already read here (a re-adopted process): one reader only
-            os.close(fd)
-            return
-        os.set_blocking(fd, False)
-        source = Source(fd, target, key)
-        with contextlib.suppress(OSError):
-            source.capacity = fcntl.fcntl(fd, F_GETPIPE_SZ)
-        target.sources += 1
-        self.sources[fd] = source
-        self.pipes[key] = source
-        self.sel.register(fd, selectors.EVENT_READ, "pipe")
+        keys = []
+        for fd, _ in pipes:
+            st = os.fstat(fd)
+            if not stat.S_ISFIFO(st.st_mode):
+                raise ValueError("attach: not a pipe")
+            keys.append((st.st_dev, st.st_ino))
+        targets: list[LogFile] = []
+        opened: dict[str, LogFile] = {}
+        for _, path in pipes:
+            target = self.files.get(path) or opened.get(path)
+            if target is None:
+                target = LogFile(path, max_size, max_files, stamp)  # type: ignore[arg-type]
+                if target.fd < 0:  # refused: the daemon lets the app write the file itself
+                    for other in opened.values():
+                        other.close()
+                    raise OSError(errno.EIO, f"cannot open {path}")
+                opened[path] = target
+            targets.append(target)
+        self.files.update(opened)
+        for (fd, _), key, target in zip(pipes, keys, targets, strict=True):
+            if target.path not in opened:
+                target.configure(max_size, max_files, stamp)  # type: ignore[arg-type]
+            if key in self.pipes:  # already read here (a re-adopted process): one reader only
+                os.close(fd)
+                continue
+            os.set_blocking(fd, False)
+            source = Source(fd, target, key)
+            with contextlib.suppress(OSError):
+                source.capacity = fcntl.fcntl(fd, F_GETPIPE_SZ)
+            target.sources += 1
+            self.sources[fd] = source
+            self.pipes[key] = source
+            self.sel.register(fd, selectors.EVENT_READ, "pipe")
 
     # -- pipes ----------------------------------------------------------------------------
 
@@ -576,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
     except BlockingIOError:
         return 0  # another keeper serves this home
     raise_fd_limit()
+    # Throughput matters here, latency does not: a batch task does not preempt the daemon
+    # when a pipe wakes it (e.g. when an app dies, just as the daemon starts it again).
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the CLI is not ours
     keeper = Keeper(home)

@@ -61,6 +61,7 @@ class Outputs:
     stdout: int
     stderr: int
     streams: list[Stream] = field(default_factory=list)
+    later: bool = False  # the streams are still to be handed to the keeper (settle)
 
     def close_child_ends(self) -> None:
         for fd in {self.stdout, self.stderr}:
@@ -77,7 +78,22 @@ class DirectLogs:
     """Children append to their files themselves: no rotation, no timestamps. Used when no
     keeper runs (in-process tests, or a keeper that cannot start)."""
 
-    def outputs(self, out: Path, err: Path, settings: LogSettings) -> Outputs:
+    def outputs(
+        self,
+        out: Path,
+        err: Path,
+        settings: LogSettings,
+        *,
+        check: bool = True,
+        later: bool = False,
+    ) -> Outputs:
+        """The child's descriptors. ``check``: open the files first, so that one that cannot
+        be written refuses the start; ``later``: the pipes go to the keeper in ``settle``,
+        once the child is started (its first lines wait in them)."""
+        return self.files(out, err)
+
+    def files(self, out: Path, err: Path) -> Outputs:
+        """The files themselves, opened for appending."""
         out_fd = open_append(out)
         try:
             err_fd = open_append(err) if err != out else out_fd
@@ -85,6 +101,9 @@ class DirectLogs:
             os.close(out_fd)
             raise
         return Outputs(out_fd, err_fd)
+
+    def settle(self, outputs: Outputs) -> None:
+        pass
 
     def adopt(self, pid: int, out: Path, err: Path, settings: LogSettings) -> list[Stream]:
         return []
@@ -116,6 +135,7 @@ class KeeperLogs(DirectLogs):
         self.sock: socket.socket | None = None
         self.keeper: subprocess.Popen[bytes] | None = None
         self.streams: dict[int, Stream] = {}  # by backup fd
+        self.batch = True  # False once a keeper did not know attach_each
         self.closed = False
 
     # -- the keeper -----------------------------------------------------------------------
@@ -172,7 +192,7 @@ class KeeperLogs(DirectLogs):
         # A new keeper (or one whose daemon died) gets every pipe this daemon holds.
         for stream in list(self.streams.values()):
             try:
-                self._send_attach(sock, stream)
+                self._send_attach(sock, [stream])
             except KeeperRefused as exc:
                 log.error("the log keeper refused the pipe of %s: %s", stream.path, exc)
         return sock
@@ -214,15 +234,32 @@ class KeeperLogs(DirectLogs):
         except OSError as exc:
             log.error("cannot start the log keeper: %s", exc)
 
-    def _send_attach(self, sock: socket.socket, stream: Stream) -> None:
-        message = {
-            "op": "attach",
-            "path": str(stream.path),
-            "max_size": stream.settings.max_size,
-            "max_files": stream.settings.max_files,
-            "stamp": stream.settings.stamp,
+    def _send_attach(self, sock: socket.socket, streams: list[Stream]) -> None:
+        """One message and one answer for all of a child's pipes (they share settings)."""
+        settings = streams[0].settings
+        message: dict[str, Any] = {
+            "max_size": settings.max_size,
+            "max_files": settings.max_files,
+            "stamp": settings.stamp,
         }
-        socket.send_fds(sock, [json.dumps(message).encode()], [stream.backup])
+        if len(streams) == 1 or not self.batch:
+            for stream in streams:
+                self._exchange(
+                    sock, {"op": "attach", "path": str(stream.path), **message}, [stream]
+                )
+            return
+        message.update(op="attach_each", paths=[str(s.path) for s in streams])
+        try:
+            self._exchange(sock, message, streams)
+        except KeeperRefused as exc:
+            if "unknown op" not in str(exc):
+                raise
+            self.batch = False  # a keeper started by an older version: one pipe at a time
+            self._send_attach(sock, streams)
+
+    @staticmethod
+    def _exchange(sock: socket.socket, message: dict[str, Any], streams: list[Stream]) -> None:
+        socket.send_fds(sock, [json.dumps(message).encode()], [s.backup for s in streams])
         raw = sock.recv(65536)  # every attach is answered: a refused one must be known
         if not raw:
             raise OSError("the log keeper closed the connection")
@@ -233,22 +270,31 @@ class KeeperLogs(DirectLogs):
         if not reply.get("ok"):
             raise KeeperRefused(str(reply.get("error", "refused")))
 
-    def _attach(self, stream: Stream) -> None:
-        """Hand a pipe to the keeper; KeeperRefused or OSError when it did not take it
-        (the stream is then not held)."""
-        self.streams[stream.backup] = stream
+    def _attach(self, streams: list[Stream]) -> None:
+        """Hand pipes to the keeper and hold them; KeeperRefused or OSError when it did not
+        take them (they are then not held)."""
+        for _ in range(2):
+            sock = self.ensure()
+            try:
+                self._send_attach(sock, streams)
+            except OSError as exc:
+                self._lost(f"the log keeper did not take a pipe ({exc.strerror or exc})")
+                continue
+            for stream in streams:
+                self.streams[stream.backup] = stream
+            return
+        raise OSError("the log keeper does not answer")
+
+    def settle(self, outputs: Outputs) -> None:
+        """Hand the keeper the pipes ``outputs(later=True)`` made, now that the child runs.
+        KeeperRefused if it did not take them: the child must not keep them."""
+        if not outputs.later:
+            return
+        outputs.later = False
         try:
-            for _ in range(2):
-                sock = self.ensure()
-                try:
-                    self._send_attach(sock, stream)
-                    return
-                except OSError as exc:
-                    self._lost(f"the log keeper did not take a pipe ({exc.strerror or exc})")
-            raise OSError("the log keeper does not answer")
-        except BaseException:
-            self.streams.pop(stream.backup, None)
-            raise
+            self._attach(outputs.streams)
+        except OSError as exc:
+            raise KeeperRefused(str(exc)) from None
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         sock = self.ensure()
@@ -262,11 +308,20 @@ class KeeperLogs(DirectLogs):
 
     # -- what ManagedProcess asks for -----------------------------------------------------
 
-    def outputs(self, out: Path, err: Path, settings: LogSettings) -> Outputs:
+    def outputs(
+        self,
+        out: Path,
+        err: Path,
+        settings: LogSettings,
+        *,
+        check: bool = True,
+        later: bool = False,
+    ) -> Outputs:
         if self.closed:
-            return super().outputs(out, err, settings)
-        for path in {out, err}:  # a file that cannot be written refuses the start now
-            os.close(open_append(path))
+            return self.files(out, err)
+        if check:  # a file that cannot be written refuses the start now, not in the keeper
+            for path in {out, err}:
+                os.close(open_append(path))
         pipes: list[tuple[int, int]] = []
         streams: list[Stream] = []
         try:
@@ -274,17 +329,17 @@ class KeeperLogs(DirectLogs):
                 read_end, write_end = os.pipe2(os.O_CLOEXEC)
                 pipes.append((read_end, write_end))
                 streams.append(Stream(read_end, path, settings))
-            for stream in streams:
-                self._attach(stream)
+            if not later:
+                self._attach(streams)
         except (OSError, KeeperRefused) as exc:
             for read_end, write_end in pipes:
                 self.streams.pop(read_end, None)
                 os.close(read_end)
                 os.close(write_end)
             log.error("log pipes unavailable (%s); %s writes its files directly", exc, out)
-            return super().outputs(out, err, settings)
+            return self.files(out, err)
         writes = [w for _, w in pipes]
-        return Outputs(writes[0], writes[-1], streams)
+        return Outputs(writes[0], writes[-1], streams, later)
 
     def adopt(self, pid: int, out: Path, err: Path, settings: LogSettings) -> list[Stream]:
         """Hold and hand to the keeper the pipes of a child left by an earlier daemon (the
@@ -304,7 +359,7 @@ class KeeperLogs(DirectLogs):
                 continue
             stream = Stream(backup, path, settings)
             try:
-                self._attach(stream)
+                self._attach([stream])
             except (OSError, KeeperRefused):
                 os.close(backup)
                 continue

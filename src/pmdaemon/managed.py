@@ -20,7 +20,7 @@ from typing import Any
 from pmdaemon import launcher, proctree
 from pmdaemon.errors import InvalidTransition, OperationFailed, ProcessNotFound, SpawnError
 from pmdaemon.health import run_check
-from pmdaemon.logpipes import DirectLogs, LogSettings, Outputs, Stream
+from pmdaemon.logpipes import DirectLogs, KeeperRefused, LogSettings, Outputs, Stream
 from pmdaemon.model import (
     Desired,
     ExitRecord,
@@ -253,20 +253,16 @@ class ManagedProcess:
         self.last_restart_reason = reason
         self.history.append(RestartRecord(at=_iso(time.time()) or "", reason=reason, pid=self.pid))
 
-    def _spawn(self, reason: str | None = None) -> None:
+    def _spawn(self, reason: str | None = None, *, again: bool = False) -> None:
         """Start the child now (the caller holds the lock). On failure the process is
-        errored and SpawnError propagates."""
+        errored and SpawnError propagates. ``again``: a restart after an exit, whose log
+        files were just in use: they are not opened beforehand to check them, and the
+        pipes go to the keeper after the spawn (see ``_launch``)."""
         self._set_state(ProcessState.STARTING, reason)
         try:
             env = self.environment()
             argv = launcher.command_line(self.spec, env)
-            outputs = self._open_outputs()
-            self.log_starts = {"out": _size(self.out_log), "error": _size(self.error_log)}
-            try:
-                popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
-            except SpawnError:
-                self._logs.release(outputs.streams)
-                raise
+            popen, outputs = self._launch(argv, env, again=again)
             try:
                 pidfd = os.pidfd_open(popen.pid)
             except OSError as exc:  # out of descriptors: never leave a child nobody watches
@@ -290,9 +286,47 @@ class ManagedProcess:
         self._set_state(ProcessState.ONLINE)
         self._start_health_checks()
 
-    def _open_outputs(self) -> Outputs:
+    def _launch(
+        self, argv: list[str], env: dict[str, str], *, again: bool
+    ) -> tuple[subprocess.Popen[bytes], Outputs]:
+        """The child, started with its outputs. On a restart its pipes are handed to the
+        log keeper once it runs (the round trip to the keeper is then not on the way to the
+        new process; its first lines wait in the pipes); if the keeper does not take them,
+        that child is ended at once and started again writing its files itself, so no run
+        keeps pipes nobody reads."""
+        outputs = self._open_outputs(check=not again, later=again)
+        self.log_starts = {"out": _size(self.out_log), "error": _size(self.error_log)}
         try:
-            return self._logs.outputs(self.out_log, self.error_log, LogSettings.of(self.spec))
+            popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
+        except SpawnError:
+            self._logs.release(outputs.streams)
+            raise
+        try:
+            self._logs.settle(outputs)
+        except KeeperRefused as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, signal.SIGKILL)  # its own session and group
+            popen.wait()
+            self._logs.release(outputs.streams)
+            log.error(
+                "the log keeper refused the pipes of %s (%s); started again writing its "
+                "files itself",
+                self.spec.name,
+                exc,
+            )
+            outputs = self._open_outputs(direct=True)
+            popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
+        return popen, outputs
+
+    def _open_outputs(
+        self, *, check: bool = True, later: bool = False, direct: bool = False
+    ) -> Outputs:
+        try:
+            if direct:
+                return self._logs.files(self.out_log, self.error_log)
+            return self._logs.outputs(
+                self.out_log, self.error_log, LogSettings.of(self.spec), check=check, later=later
+            )
         except OSError as exc:
             raise SpawnError(
                 f"cannot open log file: {exc.strerror or exc} ({exc.filename or self.out_log})"
@@ -373,13 +407,20 @@ class ManagedProcess:
             return  # a stop or restart in progress owns what happens next
         decision = after_exit(self.spec, exit, run_time, self._counters)
         self._counters = decision.counters
-        log.info("%s (id %d) %s", self.spec.name, self.id, describe_exit(exit))
         if decision.action == Action.RESTART:
             self._set_state(ProcessState.RESTARTING, decision.reason)
-            self._restart_task = loop.create_task(
-                self._restart_after(decision.delay, decision.reason)
-            )
-        elif decision.action == Action.STOP:
+            if decision.delay <= 0 and not self._lock.locked():
+                # Nothing else can run before this returns, so the lock is not needed: the
+                # new child starts in this very callback, and the exit is logged after it.
+                self._restart_now(decision.reason)
+            else:
+                self._restart_task = loop.create_task(
+                    self._restart_after(decision.delay, decision.reason)
+                )
+            log.info("%s (id %d) %s", self.spec.name, self.id, describe_exit(exit))
+            return
+        log.info("%s (id %d) %s", self.spec.name, self.id, describe_exit(exit))
+        if decision.action == Action.STOP:
             self.desired = Desired.STOPPED
             self._set_state(ProcessState.STOPPED, decision.reason)
         else:
@@ -397,9 +438,12 @@ class ManagedProcess:
             ):
                 return
             self._restart_task = None
-            self._note_restart(reason)
-            with contextlib.suppress(SpawnError):
-                self._spawn(reason)
+            self._restart_now(reason)
+
+    def _restart_now(self, reason: str) -> None:
+        self._note_restart(reason)
+        with contextlib.suppress(SpawnError):
+            self._spawn(reason, again=True)
 
     def _cancel_pending_restart(self) -> None:
         if self._restart_task is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Pmd, alive, child, wait_until
+from helpers import Pmd, alive, child, tagged_runs, wait_until
 
 PY = sys.executable
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="needs root (mount, prlimit)")
@@ -127,3 +128,45 @@ def test_a_keeper_out_of_descriptors_hands_apps_their_files(pmd: Pmd, home: Path
     wait_until(lambda: "line 2" in (home / "logs" / "c-out.log").read_text())
     keeper_fds = os.listdir(f"/proc/{keeper}/fd")
     assert len(keeper_fds) > used  # c went through the keeper again
+
+
+def _first_free_fd(pid: int) -> int:
+    used = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+
+@needs_root
+def test_a_keeper_that_refuses_a_restarts_pipes_gets_no_half_started_run(
+    pmd: Pmd, home: Path
+) -> None:
+    """A restart hands its pipes to the keeper once the child runs; if the keeper cannot
+    take them, that child is ended at once and started again writing its files itself."""
+    first = pmd.start(
+        child("ticker.py"), "--interpreter", PY, "-n", "t", "--restart-delay", "3s", "--", "0.01"
+    )["processes"][0]["pid"]
+    keeper = pmd.keeper_pid()
+    assert keeper is not None
+    out = home / "logs" / "t-out.log"
+    wait_until(lambda: f"{first} 5\n" in out.read_text(), what="t's lines through the keeper")
+    held = len(os.listdir(f"/proc/{keeper}/fd"))
+    soft, hard = resource.prlimit(keeper, resource.RLIMIT_NOFILE)
+    os.kill(first, signal.SIGKILL)
+    # The keeper lets go of the dead run's pipes and files; then it gets no descriptor more.
+    wait_until(lambda: len(os.listdir(f"/proc/{keeper}/fd")) <= held - 2, what="pipes closed")
+    try:
+        resource.prlimit(keeper, resource.RLIMIT_NOFILE, (_first_free_fd(keeper), hard))
+        assert pmd.proc("t")["status"] == "restarting"  # the 3 s restart delay is not over
+        second = pmd.wait_online("t", not_pid=first)["pid"]
+        wait_until(lambda: f"{second} 5\n" in out.read_text(), what="the new run's lines")
+        log_text = (home / "daemon.log").read_text()
+        assert "the log keeper refused the pipes of t" in log_text
+        assert pmd.proc("t")["restarts"] == 1
+        # Exactly one run: the refused child is gone, the new one writes the file itself.
+        assert tagged_runs(home) == {0: [second]}
+        assert os.readlink(f"/proc/{second}/fd/1") == str(out)
+    finally:
+        resource.prlimit(keeper, resource.RLIMIT_NOFILE, (soft, hard))
+    os.kill(second, signal.SIGKILL)
+    third = pmd.wait_online("t", not_pid=second, timeout=15)["pid"]
+    wait_until(lambda: os.readlink(f"/proc/{third}/fd/1").startswith("pipe:"), what="pipes again")
+    wait_until(lambda: f"{third} 5\n" in out.read_text(), what="lines through the keeper again")
