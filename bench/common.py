@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -172,6 +173,70 @@ class ChildFinder:
             if stat[1] != "Z" and pid not in exclude and self.tag in read_cmdline(entry):
                 return pid
         return None
+
+
+class ProcEvents:
+    """The kernel's process events (the proc connector, netlink): when each exec and exit
+    happened, stamped by the kernel on CLOCK_MONOTONIC (the clock of time.monotonic_ns),
+    so nothing is lost to polling. Needs CAP_NET_ADMIN (root) and CONFIG_PROC_EVENTS;
+    `open()` returns None where either is missing."""
+
+    _NETLINK_CONNECTOR = 11
+    _CN_IDX_PROC = 1
+    _LISTEN = 1
+    _EXEC, _EXIT = 0x2, 0x80000000
+    _HEADER = 16 + 20  # nlmsghdr + cn_msg
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def open(cls) -> ProcEvents | None:
+        try:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, cls._NETLINK_CONNECTOR)
+        except OSError:
+            return None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MIB)
+            sock.bind((os.getpid(), cls._CN_IDX_PROC))
+            op = struct.pack("=I", cls._LISTEN)
+            cn = struct.pack("=IIIIHH", cls._CN_IDX_PROC, 1, 0, 0, len(op), 0) + op
+            sock.send(struct.pack("=IHHII", 16 + len(cn), 3, 0, 0, os.getpid()) + cn)
+        except OSError:
+            sock.close()
+            return None
+        return cls(sock)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def drain(self) -> None:
+        """Forget the events received so far."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(65536)
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+
+    def next(self, timeout: float) -> tuple[str, int, int]:
+        """The next exec or exit: (kind, pid, kernel time in ns). TimeoutError after
+        `timeout` seconds without one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no process event")
+            self.sock.settimeout(left)
+            data = self.sock.recv(65536)  # TimeoutError when nothing comes in time
+            what, _cpu, stamp = struct.unpack_from("=IIQ", data, self._HEADER)
+            pid, tgid = struct.unpack_from("=ii", data, self._HEADER + 16)
+            if what == self._EXEC:
+                return "exec", tgid, stamp
+            if what == self._EXIT and pid == tgid:  # the process, not one of its threads
+                return "exit", tgid, stamp
 
 
 def kill_leftovers(procs: Sequence[psutil.Process], grace: float = 3.0) -> list[int]:
