@@ -11,12 +11,16 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, NoReturn
 
 from pmdaemon import __version__
 from pmdaemon.cli import UsageError, render
 from pmdaemon.client import Client
 from pmdaemon.errors import DaemonNotRunning, DaemonStartError, PmdError, ProcessNotFound
+
+# typing is only for the type checker: importing it costs the CLI ~3 ms on every command.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 STATUSES = ("starting", "online", "stopping", "stopped", "restarting", "errored")
 
@@ -50,7 +54,39 @@ CONFIG_FLAGS = (
 )
 
 
+def _columns() -> int:
+    """The terminal's width, as argparse finds it, without importing shutil (which brings
+    compression modules, milliseconds, into every command)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class Formatter(argparse.HelpFormatter):
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
 class Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(**kwargs)
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         render.error(message)
@@ -517,7 +553,39 @@ def _not_zombie(pid: int) -> bool:
 # -- parser --------------------------------------------------------------------------------
 
 
-def build_parser() -> Parser:
+class _Unused:
+    """Stands in for the parser of a command that is not on the command line: what is
+    added to it is dropped. Building every command's parser would cost every command
+    milliseconds; ``--help`` and unknown commands still get them all."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> _Unused:
+        return self
+
+    def set_defaults(self, **kwargs: Any) -> None:
+        return None
+
+
+_UNUSED = _Unused()
+TOP_OPTIONS_WITH_VALUE = ("--config",)
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command of a command line: its first word that is not a top-level option."""
+    words = iter(argv)
+    for word in words:
+        if word in TOP_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(only: str | None = None) -> Parser:
+    """The parser of every command, or, with ``only``, of that command alone (all of them
+    when it is not a command)."""
     parser = Parser(
         prog="pmdaemon",
         description="A process manager that keeps apps in any language running.",
@@ -538,6 +606,8 @@ def build_parser() -> Parser:
         aliases: tuple[str, ...] = (),
         json_flag: bool = True,
     ) -> Parser:
+        if only is not None and only != name and only not in aliases:
+            return _UNUSED  # type: ignore[return-value]
         p = sub.add_parser(name, help=help, description=help, aliases=list(aliases))
         p.set_defaults(func=func)
         if json_flag:
@@ -770,6 +840,8 @@ def build_parser() -> Parser:
     command(
         "kill", cmd_kill, "stop the daemon and its processes (they come back on its next start)"
     )
+    if only is not None and only not in sub.choices:
+        return build_parser()
     return parser
 
 
@@ -797,7 +869,7 @@ def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, script_args = split_script_args(argv)
-    parser = build_parser()
+    parser = build_parser(only=command_word(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, TextIO
 
 from pmdaemon.units import format_bytes, format_duration
+
+# typing is only for the type checker: importing it costs the CLI ~3 ms on every command.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 STATUS_COLOURS = {
     "online": "32",
