@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -198,6 +199,43 @@ def test_ws_auth_requires_the_key_for_every_connection(pmd: Pmd, web: Callable[.
             assert (await recv(ws))["type"] == "process_list"
         async with websockets.connect(w.ws_url + f"?api_key={KEY}") as ws:
             assert (await recv(ws))["type"] == "process_list"
+
+    asyncio.run(main())
+
+
+def key_protocol(key: str) -> websockets.Subprotocol:
+    encoded = base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+    return websockets.Subprotocol(f"pmdaemon.key.{encoded}")
+
+
+def test_a_browser_presents_the_key_as_a_subprotocol(pmd: Pmd, web: Callable[..., Web]) -> None:
+    """A browser can set no header in the handshake: the key rides in the subprotocol list
+    beside ``pmdaemon``, which the server picks; a wrong or garbled one is refused."""
+    pmd.start(child("ticker.py"), "--interpreter", sys.executable, "-n", "tick", "--", "0.05")
+    w = web("--api-key", KEY, "--ws-auth")
+    chosen = websockets.Subprotocol("pmdaemon")
+
+    async def refused(protocols: list[websockets.Subprotocol]) -> int:
+        try:
+            async with websockets.connect(w.ws_url, subprotocols=protocols) as ws:
+                await recv(ws)
+        except websockets.InvalidStatus as exc:
+            return exc.response.status_code
+        raise AssertionError(f"accepted with {protocols}")
+
+    async def main() -> None:
+        async with websockets.connect(w.ws_url, subprotocols=[chosen, key_protocol(KEY)]) as ws:
+            assert ws.subprotocol == "pmdaemon"
+            assert (await recv(ws))["type"] == "process_list"
+            await ws.send(json.dumps({"type": "subscribe", "logs": ["tick"]}))
+            while (reply := await recv(ws))["type"] != "subscribed":
+                assert reply["type"] != "error", reply
+            while (reply := await recv(ws))["type"] != "log_message":
+                pass
+            assert reply["data"]["name"] == "tick"
+        assert await refused([chosen, key_protocol("wrong")]) == 401
+        assert await refused([chosen, websockets.Subprotocol("pmdaemon.key.%%%")]) == 401
+        assert await refused([chosen]) == 401
 
     asyncio.run(main())
 

@@ -191,3 +191,29 @@ def test_without_a_key_the_dashboard_opens_directly(
     page.click(f"{row(page, 'app')} button[data-action=stop]")
     expect(page.locator(f"{row(page, 'app')} [data-field=status]")).to_have_text("stopped")
     watched.check()
+
+
+def test_a_ws_auth_server_still_streams_to_the_dashboard(
+    pmd: Pmd, web: Callable[..., Web], browser: Browser
+) -> None:
+    """--ws-auth refuses a /ws handshake without the key: the page presents it as a
+    subprotocol, so the table and the log tail stay live."""
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "app")
+    pmd.start(child("ticker.py"), "--interpreter", PY, "-n", "tick", "--", "0.2")
+    w = web("--api-key", KEY, "--ws-auth")
+    watched = open_page(browser, w)
+    page = watched.page
+    log_in(page, KEY)
+    expect(page.locator("#connection")).to_have_text("live")
+    app = row(page, "app")
+    old_pid = pmd.proc("app")["pid"]
+    os.kill(old_pid, signal.SIGKILL)  # no action on the page: only the stream can tell it
+    new_pid = pmd.wait_online("app", not_pid=old_pid)["pid"]
+    expect(page.locator(f"{app} [data-field=pid]")).to_have_text(str(new_pid), timeout=15000)
+    page.click(f"{row(page, 'tick')} td:nth-child(2)")
+    log = page.locator("#log div")
+    expect(log.first).to_be_visible()
+    count = log.count()
+    expect(log).not_to_have_count(count, timeout=10000)  # the subscription works too
+    assert all(KEY not in u for u in watched.requests)  # the key is in no URL
+    watched.check()

@@ -5,6 +5,7 @@ never shows a key. All pure ASGI, so HTTP and WebSocket share it."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -80,6 +81,25 @@ def presented_keys(scope: Scope) -> list[str]:
             if text:
                 found.append(text)
     return found
+
+
+WS_PROTOCOL = "pmdaemon"
+WS_KEY_PREFIX = "pmdaemon.key."
+
+
+def protocol_key(scope: Scope) -> list[str]:
+    """A key offered as the WebSocket subprotocol ``pmdaemon.key.<base64url(KEY)>`` (with
+    ``pmdaemon`` beside it, the one the server picks): the way a browser can present a key
+    in the handshake, where it can set no header and the key stays out of the URL."""
+    for offered in scope.get("subprotocols", ()):
+        if isinstance(offered, str) and offered.startswith(WS_KEY_PREFIX):
+            encoded = offered[len(WS_KEY_PREFIX) :]
+            try:
+                key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (ValueError, UnicodeDecodeError):
+                return []
+            return [key] if key else []
+    return []
 
 
 def query_key(scope: Scope) -> list[str]:
@@ -218,7 +238,7 @@ class AuthMiddleware:
         client = _client(scope)
         candidates = presented_keys(scope)
         if scope["type"] == "websocket":
-            candidates += query_key(scope)
+            candidates += query_key(scope) + protocol_key(scope)
         access, kid = keys.check(candidates) if candidates else (Access.NONE, None)
         scope["pmd.access"] = access
         scope["pmd.key_id"] = kid

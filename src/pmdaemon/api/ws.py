@@ -14,7 +14,7 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pmdaemon import logfiles
-from pmdaemon.api.auth import Access, WebOptions
+from pmdaemon.api.auth import WS_PROTOCOL, Access, WebOptions
 from pmdaemon.errors import PmdError
 from pmdaemon.events import Event
 from pmdaemon.supervisor import Supervisor
@@ -155,7 +155,10 @@ def error(text: str) -> str:
 async def websocket_endpoint(
     ws: WebSocket, sup: Supervisor, system: SystemSampler, options: WebOptions
 ) -> None:
-    await ws.accept()
+    # A client that offered the pmdaemon subprotocol (a browser presenting its key that
+    # way) must get it back, or the browser drops the connection.
+    offered = ws.scope.get("subprotocols", ())
+    await ws.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
     sub = sup.bus.subscribe(QUEUE_SIZE)
     conn = Connection(ws, sup, options)
     reader = asyncio.get_running_loop().create_task(conn.read())

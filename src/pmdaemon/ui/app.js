@@ -315,9 +315,20 @@ function setConnection(live) {
   badge.className = `connection ${live ? "live" : "offline"}`;
 }
 
+// The key travels in the handshake as a subprotocol, pmdaemon.key.<base64url(key)>: a
+// browser can set no header there, and a URL is no place for a key. Servers started with
+// --ws-auth need it; the others take it as an auth message would.
+function keyProtocols() {
+  if (!state.key) return [];
+  let binary = "";
+  for (const byte of new TextEncoder().encode(state.key)) binary += String.fromCharCode(byte);
+  const encoded = btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return ["pmdaemon", `pmdaemon.key.${encoded}`];
+}
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+  const ws = new WebSocket(`${scheme}://${location.host}/ws`, keyProtocols());
   state.ws = ws;
   ws.onopen = () => {
     state.retry = 0;
