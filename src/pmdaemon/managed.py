@@ -248,10 +248,11 @@ class ManagedProcess:
         self.state = new
         self._on_change(self, old, reason)
 
-    def _note_restart(self, reason: str) -> None:
+    def _note_restart(self, reason: str, ended: int | None) -> None:
+        """Count a restart; ``ended`` is the PID of the run it replaces (None if none ran)."""
         self.restarts += 1
         self.last_restart_reason = reason
-        self.history.append(RestartRecord(at=_iso(time.time()) or "", reason=reason, pid=self.pid))
+        self.history.append(RestartRecord(at=_iso(time.time()) or "", reason=reason, pid=ended))
 
     def _spawn(self, reason: str | None = None, *, again: bool = False) -> None:
         """Start the child now (the caller holds the lock). On failure the process is
@@ -383,6 +384,7 @@ class ManagedProcess:
 
     def _on_exit(self) -> None:
         loop = asyncio.get_running_loop()
+        ended = self.pid
         assert self._pidfd is not None
         loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
@@ -412,10 +414,10 @@ class ManagedProcess:
             if decision.delay <= 0 and not self._lock.locked():
                 # Nothing else can run before this returns, so the lock is not needed: the
                 # new child starts in this very callback, and the exit is logged after it.
-                self._restart_now(decision.reason)
+                self._restart_now(decision.reason, ended)
             else:
                 self._restart_task = loop.create_task(
-                    self._restart_after(decision.delay, decision.reason)
+                    self._restart_after(decision.delay, decision.reason, ended)
                 )
             log.info("%s (id %d) %s", self.spec.name, self.id, describe_exit(exit))
             return
@@ -427,7 +429,7 @@ class ManagedProcess:
             self.last_error = decision.reason
             self._set_state(ProcessState.ERRORED, decision.reason)
 
-    async def _restart_after(self, delay: float, reason: str) -> None:
+    async def _restart_after(self, delay: float, reason: str, ended: int | None) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         async with self._lock:
@@ -438,10 +440,10 @@ class ManagedProcess:
             ):
                 return
             self._restart_task = None
-            self._restart_now(reason)
+            self._restart_now(reason, ended)
 
-    def _restart_now(self, reason: str) -> None:
-        self._note_restart(reason)
+    def _restart_now(self, reason: str, ended: int | None) -> None:
+        self._note_restart(reason, ended)
         with contextlib.suppress(SpawnError):
             self._spawn(reason, again=True)
 
@@ -520,6 +522,7 @@ class ManagedProcess:
         async with self._lock:
             self._check_not_deleted()
             self._cancel_pending_restart()
+            ended = self.pid
             await self._terminate(reason)
             if env is not None:
                 self.base_env = dict(env)
@@ -527,7 +530,7 @@ class ManagedProcess:
                 self.port_override = port
             self.desired = Desired.RUNNING
             self._counters = Counters()
-            self._note_restart(reason)
+            self._note_restart(reason, ended)
             self._spawn(reason)
 
     async def wait_stable(self, duration: float) -> str | None:

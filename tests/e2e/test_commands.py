@@ -178,7 +178,9 @@ def test_start_stop_restart_by_name_id_and_all(pmd: Pmd) -> None:
     result = pmd.json("restart", "b")
     assert result["success"] and result["processes"][0]["pid"] != old
     assert not alive(old)
-    assert pmd.proc("b")["last_restart_reason"] == "manual"
+    info = pmd.proc("b")
+    assert info["last_restart_reason"] == "manual"
+    assert [(r["reason"], r["pid"]) for r in info["restart_history"]] == [("manual", old)]
     result = pmd.json("start", "a")  # already online: nothing changes
     assert result["success"]
     pmd.run("restart", "all")

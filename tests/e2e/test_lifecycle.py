@@ -46,7 +46,8 @@ def test_sigkilled_app_is_restarted_by_the_daemon_alone(pmd: Pmd) -> None:
     assert info["restarts"] == 1
     assert info["last_restart_reason"] == "killed by SIGKILL"
     assert info["restart_history"][-1]["reason"] == "killed by SIGKILL"
-    assert "killed by SIGKILL" in pmd.run("info", "web").stdout
+    assert info["restart_history"][-1]["pid"] == old  # the run that ended
+    assert f"killed by SIGKILL (pid {old})" in pmd.run("info", "web").stdout
 
 
 def test_crash_loop_ends_errored_after_max_restarts(pmd: Pmd, home: Path) -> None:

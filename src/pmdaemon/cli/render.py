@@ -218,7 +218,8 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
     if not history:
         out.append("  none")
     for item in history[-10:]:
-        out.append(f"  {item['at']}  {item['reason']}")
+        ended = f" (pid {item['pid']})" if item.get("pid") else ""
+        out.append(f"  {item['at']}  {item['reason']}{ended}")
     return "\n".join(out)
 
 
