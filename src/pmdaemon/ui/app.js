@@ -192,6 +192,15 @@ function renderTable() {
   }
 }
 
+// Stream messages re-render the table at most once per frame: a burst (a restart of every
+// process sends three status changes each) costs one render, not thousands.
+let renderPending = false;
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => { renderPending = false; renderTable(); });
+}
+
 async function act(proc, action) {
   if (action === "delete" && !window.confirm(`Delete ${proc.name} (id ${proc.id})? It is stopped and removed.`)) {
     return;
@@ -352,24 +361,24 @@ function handle(message) {
       break;
     case "process_list":
       state.procs = new Map(data.processes.map((p) => [p.id, p]));
-      renderTable();
+      scheduleRender();
       break;
     case "process_status": {
       const proc = state.procs.get(data.id);
       if (!proc) { refreshSoon(); break; }
       Object.assign(proc, { status: data.status, pid: data.pid, port: data.port });
       if (data.status === "online" || data.status === "stopped") refreshSoon();
-      renderTable();
+      scheduleRender();
       break;
     }
     case "process_deleted":
       state.procs.delete(data.id);
       state.history.delete(data.id);
-      renderTable();
+      scheduleRender();
       break;
     case "health_update": {
       const proc = state.procs.get(data.id);
-      if (proc) { proc.health_status = data.health_status; renderTable(); }
+      if (proc) { proc.health_status = data.health_status; scheduleRender(); }
       break;
     }
     case "process_metrics":
@@ -384,7 +393,7 @@ function handle(message) {
         if (points.length > HISTORY) points.shift();
         state.history.set(m.id, points);
       }
-      renderTable();
+      scheduleRender();
       drawCharts();
       break;
     case "system_metrics":
