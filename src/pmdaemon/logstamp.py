@@ -8,6 +8,7 @@ keeper loads this module and must stay small."""
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import time
 
@@ -135,6 +136,66 @@ def _token(token: str, lt: time.struct_time, now: float) -> str:
             return str(int(now))
         case _:  # "x"
             return str(int(now * 1000))
+
+
+_TOKEN_PATTERNS = {
+    **dict.fromkeys(("YY", "MM", "DD", "HH", "hh", "mm", "ss"), r"\d{2}"),
+    **dict.fromkeys(("M", "D", "H", "h", "m", "s"), r"\d{1,2}"),
+    "YYYY": r"\d{4}",
+    "SSS": r"\d{3}",
+    "A": "(?:AM|PM)",
+    "a": "(?:am|pm)",
+    "Z": r"[+-]\d{2}:\d{2}",
+    "ZZ": r"[+-]\d{4}",
+    "X": r"\d+",
+    "x": r"\d+",
+}
+_STRFTIME_PATTERNS = {
+    **dict.fromkeys("ymdHIMSCgUWV", r"\d{2}"),
+    **dict.fromkeys("YG", r"\d{4}"),
+    **dict.fromkeys("uw", r"\d"),
+    **dict.fromkeys("aAbBhpZ", r"[^\s:]*"),
+    "e": r"[ \d]\d",
+    "j": r"\d{3}",
+    "f": r"\d{6}",
+    "z": r"[+-]\d{4}",
+    "s": r"\d+",
+    "F": r"\d{4}-\d{2}-\d{2}",
+    "T": r"\d{2}:\d{2}:\d{2}",
+    "R": r"\d{2}:\d{2}",
+    "D": r"\d{2}/\d{2}/\d{2}",
+    "n": "\n",
+    "t": "\t",
+    "%": "%",
+}
+
+
+def stamp_pattern(parts: Parts) -> re.Pattern[str]:
+    """Matches a line the keeper stamped with ``parts``: group 1 the stamp, group 2 the
+    line as the app wrote it."""
+    out: list[str] = []
+    for kind, value in parts:
+        if kind == "l":
+            out.append(re.escape(value))
+        elif kind == "t":
+            out.append(_TOKEN_PATTERNS[value])
+        else:
+            for literal, directive in re.findall(r"([^%]*)(?:%(.?))?", value):
+                out.append(re.escape(literal))
+                if directive:
+                    out.append(_STRFTIME_PATTERNS.get(directive, ".+?"))
+    return re.compile(f"({''.join(out)}): (.*)", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=64)
+def pattern_of(fmt: str) -> re.Pattern[str]:
+    return stamp_pattern(compile_format(fmt))
+
+
+def split_stamp(pattern: re.Pattern[str] | None, line: str) -> tuple[str | None, str]:
+    """(the stamp, the rest) of a stamped line; (None, line) for any other."""
+    match = pattern.fullmatch(line) if pattern is not None else None
+    return (match.group(1), match.group(2)) if match else (None, line)
 
 
 class Stamper:

@@ -21,6 +21,7 @@ from pmdaemon import launcher, proctree
 from pmdaemon.errors import InvalidTransition, OperationFailed, ProcessNotFound, SpawnError
 from pmdaemon.health import run_check
 from pmdaemon.logpipes import DirectLogs, KeeperRefused, LogSettings, Outputs, Stream
+from pmdaemon.logstamp import DEFAULT_FORMAT, pattern_of, split_stamp
 from pmdaemon.model import (
     Desired,
     ExitRecord,
@@ -190,6 +191,19 @@ class ManagedProcess:
             "last_restart_reason": self.last_restart_reason,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at) if self.pid is not None else None,
+        }
+
+    def log_entry(self, stream: str, line: str) -> dict[str, Any]:
+        """A log line as the API shows it: the stamp the log keeper put in front of it (for
+        ``time`` or ``log_date_format``) split off into ``timestamp``."""
+        fmt = self.spec.log_date_format or (DEFAULT_FORMAT if self.spec.time else None)
+        stamp, message = split_stamp(pattern_of(fmt) if fmt else None, line)
+        return {
+            "timestamp": stamp,
+            "type": stream,
+            "name": self.spec.name,
+            "id": self.id,
+            "message": message,
         }
 
     def record(self) -> ProcessRecord:

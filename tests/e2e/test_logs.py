@@ -219,9 +219,18 @@ def test_time_stamps_every_line_in_the_configured_format(pmd: Pmd, home: Path) -
             "an error line"
         ]
         assert time.strftime("%Y") in lines[0]
+        # The API splits the stamp off; `logs` prints the lines as they are in the file.
+        entries = pmd.json("logs", name, "--lines", "30")["logs"]
+        assert [e["message"] for e in entries if e["type"] == "out"] == [
+            f"line {i}" for i in range(20)
+        ]
+        assert all(pattern.match(f"{e['timestamp']}: ") for e in entries), entries[:2]
+        shown = pmd.run("logs", name, "--out", "--lines", "3").stdout.splitlines()
+        assert shown[-3:] == out.read_text().splitlines()[-3:]
     plain = home / "logs" / "plain-out.log"
     wait_until(lambda: "line 2" in plain.read_text())
     assert plain.read_text() == "line 0\nline 1\nline 2\n"  # no stamp unless asked for
+    assert {e["timestamp"] for e in pmd.json("logs", "plain")["logs"]} == {None}
 
 
 def test_apps_keep_logging_while_the_daemon_and_the_keeper_are_killed(pmd: Pmd, home: Path) -> None:

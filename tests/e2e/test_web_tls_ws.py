@@ -211,7 +211,9 @@ def key_protocol(key: str) -> websockets.Subprotocol:
 def test_a_browser_presents_the_key_as_a_subprotocol(pmd: Pmd, web: Callable[..., Web]) -> None:
     """A browser can set no header in the handshake: the key rides in the subprotocol list
     beside ``pmdaemon``, which the server picks; a wrong or garbled one is refused."""
-    pmd.start(child("ticker.py"), "--interpreter", sys.executable, "-n", "tick", "--", "0.05")
+    pmd.start(
+        child("ticker.py"), "--interpreter", sys.executable, "-n", "tick", "--time", "--", "0.05"
+    )
     w = web("--api-key", KEY, "--ws-auth")
     chosen = websockets.Subprotocol("pmdaemon")
 
@@ -233,6 +235,9 @@ def test_a_browser_presents_the_key_as_a_subprotocol(pmd: Pmd, web: Callable[...
             while (reply := await recv(ws))["type"] != "log_message":
                 pass
             assert reply["data"]["name"] == "tick"
+            # the keeper's stamp (--time) comes apart from the app's own text
+            assert reply["data"]["timestamp"].startswith(time.strftime("%Y-"))
+            assert reply["data"]["message"].split()[0] == str(pmd.proc("tick")["pid"])
         assert await refused([chosen, key_protocol("wrong")]) == 401
         assert await refused([chosen, websockets.Subprotocol("pmdaemon.key.%%%")]) == 401
         assert await refused([chosen]) == 401

@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pmdaemon.logkeeper import MAX_LINE, LogFile, Source, flush_file
-from pmdaemon.logstamp import StampFormatError, compile_format, render
+from pmdaemon.logstamp import (
+    DEFAULT_FORMAT,
+    StampFormatError,
+    compile_format,
+    pattern_of,
+    render,
+    split_stamp,
+)
 
 
 def generations(path: Path) -> list[Path]:
@@ -143,3 +150,40 @@ def test_formats_render(fmt: str, expected: str) -> None:
 def test_bad_formats_say_why(fmt: str, message: str) -> None:
     with pytest.raises(StampFormatError, match=re.escape(message)):
         compile_format(fmt)
+
+
+SPLIT_FORMATS = [
+    DEFAULT_FORMAT,
+    "YYYY-MM-DD HH:mm:ss Z",
+    "YY/M/D h:m:s a",
+    "DD.MM.YYYY [at] hh:mm A ZZ",
+    "X",
+    "x",
+    "%Y-%m-%d %H:%M:%S",
+    "%A %d %B %Y %H:%M:%S.%f %z %Z",
+    "%c",
+    "%F %T",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fmt=st.sampled_from(SPLIT_FORMATS),
+    when=st.floats(min_value=0, max_value=4e9),
+    message=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
+)
+def test_the_api_splits_off_exactly_the_stamp_the_keeper_wrote(
+    fmt: str, when: float, message: str
+) -> None:
+    stamp = render(compile_format(fmt), when)
+    assert split_stamp(pattern_of(fmt), f"{stamp}: {message}") == (stamp, message)
+
+
+def test_lines_without_the_stamp_are_left_whole() -> None:
+    pattern = pattern_of(DEFAULT_FORMAT)
+    for line in ["plain", "", "12:30: not ours", "2026-03-04: half a stamp", "x" * 300]:
+        assert split_stamp(pattern, line) == (None, line)
+    assert split_stamp(None, "2026-03-04T05:06:07.250+00:00: no format") == (
+        None,
+        "2026-03-04T05:06:07.250+00:00: no format",
+    )

@@ -277,7 +277,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
             lambda: [logfiles.tail(path, lines) for _, _, path in files]
         )
         entries = [
-            {"timestamp": None, "type": t, "name": p.spec.name, "id": p.id, "message": line}
+            p.log_entry(t, line)
             for (p, t, _), tail in zip(files, tails, strict=True)
             for line in tail
         ]
@@ -535,18 +535,7 @@ async def _follow(
     events = sup.bus.subscribe(4096)
 
     def entry(proc: ManagedProcess, stream: str, line: str) -> bytes:
-        return (
-            msgspec.json.encode(
-                {
-                    "timestamp": None,
-                    "type": stream,
-                    "name": proc.spec.name,
-                    "id": proc.id,
-                    "message": line,
-                }
-            )
-            + b"\n"
-        )
+        return msgspec.json.encode(proc.log_entry(stream, line)) + b"\n"
 
     tails = await asyncio.to_thread(lambda: [logfiles.tail_at(path, lines) for *_, path in files])
     for (proc, stream, _), (recent, _) in zip(files, tails, strict=True):

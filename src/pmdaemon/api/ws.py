@@ -17,6 +17,7 @@ from pmdaemon import logfiles
 from pmdaemon.api.auth import WS_PROTOCOL, Access, WebOptions
 from pmdaemon.errors import PmdError
 from pmdaemon.events import Event
+from pmdaemon.managed import ManagedProcess
 from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
 from pmdaemon.units import format_timestamp
@@ -122,25 +123,14 @@ class Connection:
                 key = (proc.id, stream)
                 if key not in self.followers and len(self.followers) < MAX_FOLLOWED * 2:
                     self.followers[key] = asyncio.get_running_loop().create_task(
-                        self.follow(proc.id, proc.spec.name, stream, path)
+                        self.follow(proc, stream, path)
                     )
         return message("subscribed", {"logs": [p.spec.name for p in procs]})
 
-    async def follow(self, ident: int, name: str, stream: str, path: Path) -> None:
+    async def follow(self, proc: ManagedProcess, stream: str, path: Path) -> None:
         with contextlib.suppress(WebSocketDisconnect, TimeoutError, RuntimeError, OSError):
             async for line in logfiles.follow(path, poll_interval=FOLLOW_POLL):
-                await self.send(
-                    message(
-                        "log_message",
-                        {
-                            "id": ident,
-                            "name": name,
-                            "type": stream,
-                            "message": line,
-                            "timestamp": None,
-                        },
-                    )
-                )
+                await self.send(message("log_message", proc.log_entry(stream, line)))
 
     def close(self) -> None:
         for task in self.followers.values():

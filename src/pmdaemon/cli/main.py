@@ -432,15 +432,19 @@ def print_log_entries(ctx: Context, entries: list[dict[str, Any]], *, grouped: b
     current = None
     for entry in entries:
         stream = "err" if entry["type"] == "error" else "out"
+        # As in the file: the stamp of a process with `time` in front of its line.
+        text = (
+            f"{entry['timestamp']}: {entry['message']}" if entry["timestamp"] else entry["message"]
+        )
         if grouped:
             key = (entry["name"], stream)
             if key != current:
                 current = key
                 print(paint(f"==> {entry['name']} ({stream}) <==", "36;1"))
-            print(paint(entry["message"], "31") if stream == "err" else entry["message"])
+            print(paint(text, "31") if stream == "err" else text)
         else:
             prefix = paint(f"{entry['name']} {stream} |", "31" if stream == "err" else "36")
-            print(f"{prefix} {entry['message']}")
+            print(f"{prefix} {text}")
     if grouped and not entries:
         print("no log lines")
 

@@ -237,7 +237,7 @@ async function select(id) {
     ]);
     if (state.selected !== id) return;
     renderInfo(detail);
-    for (const line of logs.logs) appendLog(line.type, line.message);
+    for (const line of logs.logs) appendLog(line);
   } catch (error) {
     if (error.message !== "unauthorized") notice(`Could not load process ${id}: ${error.message}`);
   }
@@ -276,10 +276,11 @@ function renderInfo(detail) {
   row("logs", `${detail.logs.out}, ${detail.logs.error}`);
 }
 
-function appendLog(type, text) {
+function appendLog(entry) {
   const log = $("log");
   const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-  log.append(el("div", { class: type === "error" ? "err" : "", text }));
+  const text = entry.timestamp ? `${entry.timestamp}: ${entry.message}` : entry.message;
+  log.append(el("div", { class: entry.type === "error" ? "err" : "", text }));
   while (log.childElementCount > LOG_LINES) log.firstElementChild.remove();
   if (stick) log.scrollTop = log.scrollHeight;
 }
@@ -400,7 +401,7 @@ function handle(message) {
       renderSystem(data);
       break;
     case "log_message":
-      if (data.id === state.selected) appendLog(data.type, data.message);
+      if (data.id === state.selected) appendLog(data);
       break;
     case "error":
       notice(data.message);
