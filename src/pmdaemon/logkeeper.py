@@ -444,20 +444,23 @@ class Keeper:
             keys.append((st.st_dev, st.st_ino))
         targets: list[LogFile] = []
         opened: dict[str, LogFile] = {}
-        for _, path in pipes:
-            target = self.files.get(path) or opened.get(path)
-            if target is None:
-                target = LogFile(path, max_size, max_files, stamp)  # type: ignore[arg-type]
-                if target.fd < 0:  # refused: the daemon lets the app write the file itself
-                    for other in opened.values():
-                        other.close()
-                    raise OSError(errno.EIO, f"cannot open {path}")
-                opened[path] = target
-            targets.append(target)
+        try:  # everything that can fail comes before anything is registered
+            for _, path in pipes:
+                target = self.files.get(path) or opened.get(path)
+                if target is None:
+                    target = LogFile(path, max_size, max_files, stamp)  # type: ignore[arg-type]
+                    if target.fd < 0:  # refused: the daemon lets the app write it itself
+                        raise OSError(errno.EIO, f"cannot open {path}")
+                    opened[path] = target
+                elif target.path not in opened:
+                    target.configure(max_size, max_files, stamp)  # type: ignore[arg-type]
+                targets.append(target)
+        except BaseException:
+            for other in opened.values():
+                other.close()
+            raise
         self.files.update(opened)
         for (fd, _), key, target in zip(pipes, keys, targets, strict=True):
-            if target.path not in opened:
-                target.configure(max_size, max_files, stamp)  # type: ignore[arg-type]
             if key in self.pipes:  # already read here (a re-adopted process): one reader only
                 os.close(fd)
                 continue

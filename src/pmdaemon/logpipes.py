@@ -153,6 +153,7 @@ class KeeperLogs(DirectLogs):
     def _spawn_keeper(self) -> None:
         if self.keeper is not None and self.keeper.poll() is None:
             return
+        self.batch = True  # a keeper of this version
         out = os.open(self.daemon_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             self.keeper = subprocess.Popen(
@@ -252,7 +253,7 @@ class KeeperLogs(DirectLogs):
         try:
             self._exchange(sock, message, streams)
         except KeeperRefused as exc:
-            if "unknown op" not in str(exc):
+            if not str(exc).startswith("unknown op"):
                 raise
             self.batch = False  # a keeper started by an older version: one pipe at a time
             self._send_attach(sock, streams)
@@ -329,6 +330,10 @@ class KeeperLogs(DirectLogs):
                 read_end, write_end = os.pipe2(os.O_CLOEXEC)
                 pipes.append((read_end, write_end))
                 streams.append(Stream(read_end, path, settings))
+            # Handed over after the spawn only to a keeper that is connected: starting one
+            # (or finding none) happens before, so a child never starts with pipes that
+            # then go nowhere.
+            later = later and self.sock is not None
             if not later:
                 self._attach(streams)
         except (OSError, KeeperRefused) as exc:

@@ -86,6 +86,19 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _end_at_once(popen: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL a child just started, with its group; True once it is reaped."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)  # its own session and group
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        popen.kill()
+    try:
+        popen.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else format_timestamp(ts)
 
@@ -268,16 +281,17 @@ class ManagedProcess:
         self.last_restart_reason = reason
         self.history.append(RestartRecord(at=_iso(time.time()) or "", reason=reason, pid=ended))
 
-    def _spawn(self, reason: str | None = None, *, again: bool = False) -> None:
+    def _spawn(self, reason: str | None = None, *, again: bool = False, check: bool = True) -> None:
         """Start the child now (the caller holds the lock). On failure the process is
-        errored and SpawnError propagates. ``again``: a restart after an exit, whose log
-        files were just in use: they are not opened beforehand to check them, and the
-        pipes go to the keeper after the spawn (see ``_launch``)."""
+        errored and SpawnError propagates. ``again``: a restart after an exit, whose pipes
+        go to the keeper after the spawn (see ``_launch``); ``check``: open the log files
+        first to see that they can be written (skipped when they were in use a moment
+        ago)."""
         self._set_state(ProcessState.STARTING, reason)
         try:
             env = self.environment()
             argv = launcher.command_line(self.spec, env)
-            popen, outputs = self._launch(argv, env, again=again)
+            popen, outputs = self._launch(argv, env, again=again, check=check)
             try:
                 pidfd = os.pidfd_open(popen.pid)
             except OSError as exc:  # out of descriptors: never leave a child nobody watches
@@ -302,14 +316,14 @@ class ManagedProcess:
         self._start_health_checks()
 
     def _launch(
-        self, argv: list[str], env: dict[str, str], *, again: bool
+        self, argv: list[str], env: dict[str, str], *, again: bool, check: bool
     ) -> tuple[subprocess.Popen[bytes], Outputs]:
         """The child, started with its outputs. On a restart its pipes are handed to the
         log keeper once it runs (the round trip to the keeper is then not on the way to the
         new process; its first lines wait in the pipes); if the keeper does not take them,
         that child is ended at once and started again writing its files itself, so no run
         keeps pipes nobody reads."""
-        outputs = self._open_outputs(check=not again, later=again)
+        outputs = self._open_outputs(check=check, later=again)
         self.log_starts = {"out": _size(self.out_log), "error": _size(self.error_log)}
         try:
             popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
@@ -319,9 +333,15 @@ class ManagedProcess:
         try:
             self._logs.settle(outputs)
         except KeeperRefused as exc:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(popen.pid, signal.SIGKILL)  # its own session and group
-            popen.wait()
+            if not _end_at_once(popen):
+                log.error(
+                    "the log keeper refused the pipes of %s (%s), and its new process %d "
+                    "could not be ended: it runs with pipes nobody reads",
+                    self.spec.name,
+                    exc,
+                    popen.pid,
+                )
+                return popen, outputs
             self._logs.release(outputs.streams)
             log.error(
                 "the log keeper refused the pipes of %s (%s); started again writing its "
@@ -331,6 +351,12 @@ class ManagedProcess:
             )
             outputs = self._open_outputs(direct=True)
             popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
+        except BaseException as exc:  # never leave a child nobody watches
+            _end_at_once(popen)
+            self._logs.release(outputs.streams)
+            if isinstance(exc, Exception):
+                raise SpawnError(f"cannot start: {exc}") from exc
+            raise
         return popen, outputs
 
     def _open_outputs(
@@ -428,7 +454,12 @@ class ManagedProcess:
             if decision.delay <= 0 and not self._lock.locked():
                 # Nothing else can run before this returns, so the lock is not needed: the
                 # new child starts in this very callback, and the exit is logged after it.
-                self._restart_now(decision.reason, ended)
+                try:
+                    self._restart_now(decision.reason, ended, immediate=True)
+                except Exception as exc:  # an exit callback must leave a known state
+                    log.exception("restarting %s failed", self.spec.name)
+                    self.last_error = f"cannot restart: {exc}"
+                    self._set_state(ProcessState.ERRORED, self.last_error)
             else:
                 self._restart_task = loop.create_task(
                     self._restart_after(decision.delay, decision.reason, ended)
@@ -456,10 +487,11 @@ class ManagedProcess:
             self._restart_task = None
             self._restart_now(reason, ended)
 
-    def _restart_now(self, reason: str, ended: int | None) -> None:
+    def _restart_now(self, reason: str, ended: int | None, *, immediate: bool = False) -> None:
         self._note_restart(reason, ended)
         with contextlib.suppress(SpawnError):
-            self._spawn(reason, again=True)
+            # Right after the exit the log files were just written: no need to try them.
+            self._spawn(reason, again=True, check=not immediate)
 
     def _cancel_pending_restart(self) -> None:
         if self._restart_task is not None:

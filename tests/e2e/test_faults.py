@@ -3,6 +3,7 @@ descriptors in the middle of a spawn."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +172,34 @@ def test_a_keeper_that_refuses_a_restarts_pipes_gets_no_half_started_run(
     third = pmd.wait_online("t", not_pid=second, timeout=15)["pid"]
     wait_until(lambda: os.readlink(f"/proc/{third}/fd/1").startswith("pipe:"), what="pipes again")
     wait_until(lambda: f"{third} 5\n" in out.read_text(), what="lines through the keeper again")
+
+
+def test_with_no_keeper_to_be_had_a_restart_writes_its_files_without_a_false_start(
+    pmd: Pmd, home: Path
+) -> None:
+    """No keeper can run (another process holds its lock): a restart's pipes are not left
+    for after the spawn; the one new run appends to its files itself."""
+    first = pmd.start(child("ticker.py"), "--interpreter", PY, "-n", "t", "--", "0.01")
+    first_pid = first["processes"][0]["pid"]
+    keeper = pmd.keeper_pid()
+    assert keeper is not None
+    lock = os.open(home / "logkeeper.lock", os.O_RDWR)
+    holder = threading.Thread(target=fcntl.flock, args=(lock, fcntl.LOCK_EX))
+    holder.start()  # waits in the kernel: it has the lock the moment the keeper dies
+    try:
+        os.kill(keeper, signal.SIGKILL)
+        holder.join(timeout=10)
+        assert not holder.is_alive()
+        log = home / "daemon.log"
+        wait_until(lambda: "cannot start the log keeper" in log.read_text(), timeout=30)
+        os.kill(first_pid, signal.SIGKILL)
+        second = pmd.wait_online("t", not_pid=first_pid, timeout=30)["pid"]
+        assert tagged_runs(home) == {0: [second]}
+        out = home / "logs" / "t-out.log"
+        assert os.readlink(f"/proc/{second}/fd/1") == str(out)
+        wait_until(lambda: f"{second} 5\n" in out.read_text(), what="the new run's lines")
+        text = log.read_text()
+        assert "writes its files directly" in text and "refused the pipes" not in text
+        assert pmd.proc("t")["restarts"] == 1
+    finally:
+        os.close(lock)

@@ -64,9 +64,10 @@ def _columns() -> int:
     if columns > 0:
         return columns
     try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
-        return 80
+        columns = 0
+    return columns if columns > 0 else 80
 
 
 class Formatter(argparse.HelpFormatter):
@@ -573,15 +574,22 @@ class _Unused:
 
 
 _UNUSED = _Unused()
-TOP_OPTIONS_WITH_VALUE = ("--config",)
+
+
+def _abbreviates(word: str, option: str) -> bool:
+    """``word`` is ``option`` or an abbreviation argparse would take for it."""
+    return len(word) >= 3 and option.startswith(word)
 
 
 def command_word(argv: list[str]) -> str | None:
-    """The command of a command line: its first word that is not a top-level option."""
+    """The command of a command line: its first word that is not a top-level option.
+    None when there is none, or when top-level help is asked for before it."""
     words = iter(argv)
     for word in words:
-        if word in TOP_OPTIONS_WITH_VALUE:
-            next(words, None)
+        if word == "-h" or _abbreviates(word, "--help"):
+            return None
+        if _abbreviates(word, "--config"):
+            next(words, None)  # its value
         elif not word.startswith("-"):
             return word
     return None
