@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import resource
 import shutil
@@ -210,17 +211,6 @@ class ProcEvents:
     def close(self) -> None:
         self.sock.close()
 
-    def drain(self) -> None:
-        """Forget the events received so far."""
-        self.sock.setblocking(False)
-        try:
-            while True:
-                self.sock.recv(65536)
-        except BlockingIOError:
-            pass
-        finally:
-            self.sock.setblocking(True)
-
     def next(self, timeout: float) -> tuple[str, int, int]:
         """The next exec or exit: (kind, pid, kernel time in ns). TimeoutError after
         `timeout` seconds without one."""
@@ -230,7 +220,15 @@ class ProcEvents:
             if left <= 0:
                 raise TimeoutError("no process event")
             self.sock.settimeout(left)
-            data = self.sock.recv(65536)  # TimeoutError when nothing comes in time
+            try:
+                data = self.sock.recv(65536)  # TimeoutError when nothing comes in time
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                raise RuntimeError(
+                    "the kernel dropped process events (its buffer overflowed): the machine "
+                    "is too busy for this observer; run with --observer poll"
+                ) from None
             what, _cpu, stamp = struct.unpack_from("=IIQ", data, self._HEADER)
             pid, tgid = struct.unpack_from("=ii", data, self._HEADER + 16)
             if what == self._EXEC:

@@ -49,13 +49,23 @@ def kill_and_poll(finder: ChildFinder, poll: float, timeout: float) -> Sample:
         time.sleep(poll)
 
 
-def kill_and_watch(finder: ChildFinder, events: ProcEvents, timeout: float) -> Sample:
+def kill_and_watch(finder: ChildFinder, timeout: float) -> Sample:
     """SIGKILL the app's current process; wait for the kernel to report the exec of a new
-    one (a child of the daemon with the app's tag)."""
+    one (a child of the daemon with the app's tag). The events are listened to for this
+    kill only, so that the kernel's buffer for them never fills."""
     old = finder.find()
     if old is None:
         raise RuntimeError(f"no process tagged {finder.tag!r} under PID {finder.parent}")
-    events.drain()
+    events = ProcEvents.open()
+    if events is None:
+        raise RuntimeError("the kernel's process events cannot be read any more")
+    try:
+        return _watch(finder, events, old, timeout)
+    finally:
+        events.close()
+
+
+def _watch(finder: ChildFinder, events: ProcEvents, old: int, timeout: float) -> Sample:
     start = time.monotonic_ns()
     os.kill(old, signal.SIGKILL)
     deadline = time.monotonic() + timeout
@@ -104,9 +114,12 @@ def run() -> None:
     p.add_argument("--timeout", type=float, default=10.0, help="per kill (default 10 s)")
     args = p.parse_args()
 
-    events = ProcEvents.open() if args.observer != "poll" else None
-    if args.observer == "events" and events is None:
+    probe = ProcEvents.open() if args.observer != "poll" else None
+    if args.observer == "events" and probe is None:
         raise SystemExit("--observer events: the kernel's process events cannot be read here")
+    use_events = probe is not None
+    if probe is not None:
+        probe.close()
 
     with harness.open_managers(harness.manager_keys(args.managers)) as managers:
         names = harness.start_idle(managers, APP, 1, timeout=30)
@@ -118,15 +131,13 @@ def run() -> None:
         for i in range(args.kills):
             for m in managers if i % 2 == 0 else managers[::-1]:
                 time.sleep(max(0.0, born[m.key] + args.settle - time.monotonic()))
-                if events is not None:
-                    sample = kill_and_watch(finders[m.key], events, args.timeout)
+                if use_events:
+                    sample = kill_and_watch(finders[m.key], args.timeout)
                 else:
                     sample = kill_and_poll(finders[m.key], args.poll_ms / 1000, args.timeout)
                 born[m.key] = time.monotonic()
                 samples[m.key].append(sample)
                 last_pid[m.key] = sample.pid
-        if events is not None:
-            events.close()
 
         restarts: dict[str, int | None] = {}
         for m in managers:  # cross-check the observer against the manager's own view
@@ -145,7 +156,7 @@ def run() -> None:
                 {k: Stats.of([s.total for s in v]).scaled(1000) for k, v in samples.items()},
             ).judge(lambda pmd, pm2: pmd.median <= 0.5 * pm2.median)
         ]
-        if events is not None and all(s.exit is not None for v in samples.values() for s in v):
+        if use_events and all(s.exit is not None for v in samples.values() for s in v):
             rows += [
                 harness.Row(
                     "  of which the old process's exit (kernel)",
@@ -168,7 +179,7 @@ def run() -> None:
             ]
         notes = {
             "kills": args.kills,
-            "observer": "events" if events is not None else "poll",
+            "observer": "events" if use_events else "poll",
             "poll_ms": args.poll_ms,
             "settle_s": args.settle,
             "restarts_reported": restarts,

@@ -179,7 +179,9 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
                 "the clock stops at the exec of a child of the daemon with the app's command"
                 " line, as the kernel stamps it (process events over netlink, CLOCK_MONOTONIC,"
                 " the clock the kill was timed on); the old process's exit is stamped the"
-                " same way, which splits the time into the kernel's and the manager's."
+                " same way, which splits the time into the kernel's and the manager's. What"
+                " follows the exec (pmdaemon hands the new process's pipes to its log keeper"
+                " then; its first lines wait in the pipe) is not in the figure."
                 " (Polling /proc every 1 ms, as earlier reports did, adds about 1 ms to both"
                 " managers' figures.)"
             )
