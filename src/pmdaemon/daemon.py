@@ -213,8 +213,12 @@ class Daemon:
         return StreamingResponse(stream(), media_type="application/x-ndjson")
 
     async def broadcast_metrics(self, interval: float = 2.0) -> None:
-        """process_metrics and system_metrics for WebSocket clients, only when any listen."""
+        """process_metrics and system_metrics for WebSocket clients, only when any listen
+        (with none, it sleeps until one subscribes)."""
         while True:
+            if not self.bus.subscriber_count:
+                await self.bus.activity().wait()
+                continue
             await asyncio.sleep(interval)
             if not self.bus.subscriber_count:
                 continue
@@ -238,10 +242,19 @@ class Daemon:
             self.bus.publish("system_metrics", self.system.view(sup.counts()))
 
     async def sample(self, interval: float = 1.0) -> None:
+        """Every interval while there is something to sample; otherwise asleep until a
+        client subscribes or a process changes state (e.g. one with a memory limit
+        starts): an idle, unwatched daemon does not wake at all."""
         while True:
-            self.supervisor.tick(watched=self.bus.subscriber_count > 0)
-            self.system.tick()
-            await asyncio.sleep(interval)
+            activity = self.bus.activity()  # taken first: nothing in between is missed
+            watched = self.bus.subscriber_count > 0
+            busy = self.supervisor.tick(watched=watched)
+            if watched:
+                self.system.tick()
+            if busy or watched:
+                await asyncio.sleep(interval)
+            else:
+                await activity.wait()
 
     async def run(self, ready: Any) -> None:
         loop = asyncio.get_running_loop()

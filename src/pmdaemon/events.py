@@ -37,16 +37,28 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
+        self._activity = asyncio.Event()
+
+    def activity(self) -> asyncio.Event:
+        """An event set at the next subscription or publication: what an idle loop waits
+        for instead of waking up on a timer."""
+        return self._activity
+
+    def _poke(self) -> None:
+        self._activity.set()
+        self._activity = asyncio.Event()
 
     def subscribe(self, maxsize: int = 256) -> Subscription:
         sub = Subscription(self, maxsize)
         self._subscribers.add(sub)
+        self._poke()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
 
     def publish(self, type_: str, data: dict[str, Any]) -> None:
+        self._poke()
         event = Event(type_, data)
         for sub in list(self._subscribers):
             try:

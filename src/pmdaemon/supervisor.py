@@ -767,13 +767,14 @@ class Supervisor:
             if fresh:
                 self.sample(fresh, cpu=False)
 
-    def tick(self, watched: bool) -> None:
+    def tick(self, watched: bool) -> bool:
         """The daemon's periodic sample. While someone watches (WebSocket clients, log
         followers) everything is sampled; otherwise only apps with a memory limit, so
-        limits act within the interval and an unwatched daemon stays nearly idle."""
+        limits act within the interval. False when there was nothing to sample: an
+        unwatched daemon without limits then need not wake until something changes."""
         if watched:
             self.sample()
-            return
+            return True
         limited = [
             p
             for p in self.processes.values()
@@ -781,6 +782,7 @@ class Supervisor:
         ]
         if limited:
             self.sample(limited)
+        return bool(limited)
 
     def _enforce_memory_limit(self, proc: ManagedProcess) -> None:
         limit = proc.spec.max_memory_restart

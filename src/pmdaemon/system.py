@@ -12,13 +12,17 @@ import psutil
 
 
 class SystemSampler:
-    """CPU usage is a rate: ``tick()`` (called by the daemon's sampling loop) measures it
-    between ticks, and every view shows the last measurement."""
+    """CPU usage is a rate: ``tick()`` (called by the daemon's sampling loop while someone
+    watches) measures it between ticks, and a view shows the last measurement, or, when
+    none was made for a while, the rate since the last one."""
+
+    STALE = 2.0  # seconds after which a view measures for itself
 
     def __init__(self, disk_path: str = "/") -> None:
         self.disk_path = disk_path
         self.cpu_usage = 0.0
         self._last = psutil.cpu_times()
+        self._last_at = time.monotonic()
 
     def tick(self) -> None:
         now = psutil.cpu_times()
@@ -29,8 +33,11 @@ class SystemSampler:
         if total > 0:
             self.cpu_usage = round(max(0.0, min(100.0, 100.0 * busy / total)), 1)
         self._last = now
+        self._last_at = time.monotonic()
 
     def view(self, counts: dict[str, int]) -> dict[str, Any]:
+        if time.monotonic() - self._last_at >= self.STALE:
+            self.tick()
         mem = psutil.virtual_memory()
         try:
             disk = psutil.disk_usage(self.disk_path)
