@@ -34,7 +34,7 @@ from pmdaemon.api.server import EmbeddedServer, WebConfig, WebServer
 from pmdaemon.errors import DaemonStartError, InvalidInput, PmdError
 from pmdaemon.events import EventBus
 from pmdaemon.logkeeper import peer_uid, raise_fd_limit
-from pmdaemon.logpipes import KeeperLogs
+from pmdaemon.logpipes import RETRY_START, KeeperLogs
 from pmdaemon.paths import Home
 from pmdaemon.store import Store
 from pmdaemon.supervisor import Supervisor
@@ -145,7 +145,7 @@ class Daemon:
         self.sock = sock
         self.bus = EventBus()
         self.system = SystemSampler()
-        self.logs = KeeperLogs(home.root, home.daemon_log)
+        self.logs = KeeperLogs(home.root, home.daemon_log, retry=keeper_retry())
         self.audit = AuditLog(home.audit_log)
         self.supervisor = Supervisor(
             home,
@@ -327,14 +327,24 @@ class Daemon:
 
 def metrics_interval() -> float:
     """Seconds between CPU and memory samples: $PMDAEMON_METRICS_INTERVAL, else 1."""
-    raw = os.environ.get("PMDAEMON_METRICS_INTERVAL", "1")
+    return _seconds("PMDAEMON_METRICS_INTERVAL", 1.0, 0.1, 60)
+
+
+def keeper_retry() -> float:
+    """Seconds between attempts to start a log keeper after one failed:
+    $PMDAEMON_KEEPER_RETRY, else 30."""
+    return _seconds("PMDAEMON_KEEPER_RETRY", RETRY_START, 1, 3600)
+
+
+def _seconds(name: str, default: float, low: float, high: float) -> float:
+    raw = os.environ.get(name, str(default))
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0.1 <= value <= 60:
-        log.warning("PMDAEMON_METRICS_INTERVAL=%r is not 0.1 to 60 seconds; using 1", raw[:20])
-        return 1.0
+    if not low <= value <= high:
+        log.warning("%s=%r is not %g to %g seconds; using %g", name, raw[:20], low, high, default)
+        return default
     return value
 
 

@@ -25,6 +25,9 @@ from pmdaemon.model import ProcessSpec
 
 log = logging.getLogger("pmdaemon.logs")
 CONNECT_TIMEOUT = 5.0
+# After a keeper failed to start, spawns do not wait CONNECT_TIMEOUT again for this long
+# (apps write their files directly meanwhile), and pipes left without one get a retry.
+RETRY_START = 30.0
 REQUEST_TIMEOUT = 10.0
 
 
@@ -128,7 +131,7 @@ class DirectLogs:
 class KeeperLogs(DirectLogs):
     """Pipes to the log keeper process of this home."""
 
-    def __init__(self, home_root: Path, daemon_log: Path) -> None:
+    def __init__(self, home_root: Path, daemon_log: Path, *, retry: float = RETRY_START) -> None:
         self.root = home_root
         self.socket_path = home_root / "logkeeper.sock"
         self.daemon_log = daemon_log
@@ -136,6 +139,9 @@ class KeeperLogs(DirectLogs):
         self.keeper: subprocess.Popen[bytes] | None = None
         self.streams: dict[int, Stream] = {}  # by backup fd
         self.batch = True  # False once a keeper did not know attach_each
+        self.failed_at: float | None = None  # when a keeper last failed to start
+        self.retry = retry
+        self._retry: asyncio.TimerHandle | None = None
         self.closed = False
 
     # -- the keeper -----------------------------------------------------------------------
@@ -177,6 +183,11 @@ class KeeperLogs(DirectLogs):
             raise OSError("the daemon is stopping")
         sock = self._connect()
         if sock is None:
+            if self.failed_at is not None and time.monotonic() - self.failed_at < self.retry:
+                raise OSError(
+                    f"no log keeper: the last one did not start (tried again every "
+                    f"{self.retry:g} s)"
+                )
             self._spawn_keeper()
             deadline = time.monotonic() + CONNECT_TIMEOUT
             while sock is None and time.monotonic() < deadline:
@@ -186,7 +197,9 @@ class KeeperLogs(DirectLogs):
                 time.sleep(0.01)  # sleep-ok: waiting for a socket to be bound
                 sock = self._connect()
             if sock is None:
+                self.failed_at = time.monotonic()
                 raise OSError("the log keeper did not start")
+        self.failed_at = None
         self.sock = sock
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable)
@@ -234,6 +247,28 @@ class KeeperLogs(DirectLogs):
             self.ensure()
         except OSError as exc:
             log.error("cannot start the log keeper: %s", exc)
+            self._retry_later()
+
+    def _retry_later(self) -> None:
+        """Pipes without a keeper fill up and then block their apps: try again in a while
+        (spawns meanwhile give apps their files directly)."""
+        if self._retry is not None or self.closed or not self.streams:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule on
+            self._retry = asyncio.get_running_loop().call_later(self.retry, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        if self.sock is not None or self.closed:
+            return
+        self.failed_at = None  # this is the retry: start one now
+        try:
+            self.ensure()
+        except OSError as exc:
+            log.error("cannot start the log keeper: %s", exc)
+            self._retry_later()
+            return
+        log.warning("a log keeper runs again; it has the %d pipes held", len(self.streams))
 
     def _send_attach(self, sock: socket.socket, streams: list[Stream]) -> None:
         """One message and one answer for all of a child's pipes (they share settings)."""
@@ -386,6 +421,8 @@ class KeeperLogs(DirectLogs):
     def close(self) -> None:
         """At daemon exit, after every app stopped: the keeper ends once its pipes do."""
         self.closed = True
+        if self._retry is not None:
+            self._retry.cancel()
         for fd in list(self.streams):
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -178,7 +178,9 @@ def test_with_no_keeper_to_be_had_a_restart_writes_its_files_without_a_false_sta
     pmd: Pmd, home: Path
 ) -> None:
     """No keeper can run (another process holds its lock): a restart's pipes are not left
-    for after the spawn; the one new run appends to its files itself."""
+    for after the spawn, and it does not wait for a keeper again; the one new run appends
+    to its files itself. Once a keeper can run, the next retry starts one."""
+    pmd.env["PMDAEMON_KEEPER_RETRY"] = "2"
     first = pmd.start(child("ticker.py"), "--interpreter", PY, "-n", "t", "--", "0.01")
     first_pid = first["processes"][0]["pid"]
     keeper = pmd.keeper_pid()
@@ -199,7 +201,18 @@ def test_with_no_keeper_to_be_had_a_restart_writes_its_files_without_a_false_sta
         assert os.readlink(f"/proc/{second}/fd/1") == str(out)
         wait_until(lambda: f"{second} 5\n" in out.read_text(), what="the new run's lines")
         text = log.read_text()
+        assert "the last one did not start" in text  # no second 5 s wait for a keeper
         assert "writes its files directly" in text and "refused the pipes" not in text
         assert pmd.proc("t")["restarts"] == 1
     finally:
-        os.close(lock)
+        os.close(lock)  # a keeper can run again
+    wait_until(
+        lambda: "a log keeper runs again" in (home / "daemon.log").read_text(),
+        timeout=30,
+        what="the retry starting a keeper",
+    )
+    new_keeper = pmd.keeper_pid()
+    assert new_keeper is not None and new_keeper != keeper and alive(new_keeper)
+    os.kill(second, signal.SIGKILL)
+    third = pmd.wait_online("t", not_pid=second, timeout=30)["pid"]
+    wait_until(lambda: os.readlink(f"/proc/{third}/fd/1").startswith("pipe:"), what="pipes")
