@@ -149,6 +149,7 @@ class ManagedProcess:
         self._exited = asyncio.Event()
         self._counters = Counters()
         self._restart_task: asyncio.Task[None] | None = None
+        self._pending_ended: int | None = None  # the run a pending restart replaces
         self.deleted = False  # set under the lock by delete: later operations must not spawn
         self.health: HealthState | None = None  # of the current run; None without a check
         self._health_task: asyncio.Task[None] | None = None
@@ -461,6 +462,7 @@ class ManagedProcess:
                     self.last_error = f"cannot restart: {exc}"
                     self._set_state(ProcessState.ERRORED, self.last_error)
             else:
+                self._pending_ended = ended
                 self._restart_task = loop.create_task(
                     self._restart_after(decision.delay, decision.reason, ended)
                 )
@@ -567,8 +569,10 @@ class ManagedProcess:
         decides on, such as a memory limit, continue the same run)."""
         async with self._lock:
             self._check_not_deleted()
-            self._cancel_pending_restart()
             ended = self.pid
+            if ended is None and self._restart_task is not None:
+                ended = self._pending_ended  # it replaces that pending restart
+            self._cancel_pending_restart()
             await self._terminate(reason)
             if env is not None:
                 self.base_env = dict(env)

@@ -140,6 +140,17 @@ def test_restart_delay_holds_the_restart(pmd: Pmd) -> None:
     assert pmd.proc("slow")["status"] == "stopped"
 
 
+def test_a_restart_during_the_delay_records_the_run_that_ended(pmd: Pmd) -> None:
+    started = pmd.start(child("park.py"), "--interpreter", PY, "-n", "p", "--restart-delay", "30s")
+    crashed = started["processes"][0]["pid"]
+    os.kill(crashed, signal.SIGKILL)
+    wait_until(lambda: pmd.proc("p")["status"] == "restarting", what="p restarting")
+    pmd.run("restart", "p")
+    info = pmd.proc("p")
+    assert info["status"] == "online" and info["pid"] != crashed
+    assert [(r["reason"], r["pid"]) for r in info["restart_history"]] == [("manual", crashed)]
+
+
 def _tree(pmd: Pmd, tmp_path: Path, name: str, *extra: str) -> list[int]:
     marker = tmp_path / f"{name}.pids"
     pmd.run(
