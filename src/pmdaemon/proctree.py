@@ -124,12 +124,12 @@ _shared: tuple[float, Table] | None = None
 SHARED_FOR = 0.05  # seconds a reading serves the stops that start together
 
 
-def shared_table() -> Table:
+def shared_table(*, fresh: bool = False) -> Table:
     """A reading of /proc shared by the tree kills that start at the same moment (a
     `stop all` of a thousand processes reads /proc once, not a thousand times)."""
     global _shared
     now = time.monotonic()
-    if _shared is None or now - _shared[0] > SHARED_FOR:
+    if fresh or _shared is None or now - _shared[0] > SHARED_FOR:
         _shared = (now, Table(snapshot()))
     return _shared[1]
 
@@ -194,8 +194,15 @@ async def kill_tree(root: int, exited: asyncio.Event, sig: signal.Signals, timeo
     Returns True when the root has exited (``exited`` set by its owner) and no member of
     the tree is alive; False only if something survived SIGKILL for 5 s."""
     readings = shared_table()
+    if root not in readings.table:  # the shared reading is older than this process
+        readings = shared_table(fresh=True)
     table = readings.table
     members = readings.members(root)
+    # What the root started since that reading: its children links are read now.
+    known = {m.pid for m in members}
+    members += [
+        m for m in tree(root) or () if m.pid != root and m.pid not in known and m.state != "Z"
+    ]
     fds: dict[int, int] = {}
     for member in members:
         fd = open_pidfd(member)

@@ -206,3 +206,28 @@ def test_metrics_sum_the_tree(tmp_path: Path) -> None:
         await sup.shutdown()
 
     run(main)
+
+
+def test_a_stop_right_after_another_finds_the_whole_new_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stops share one reading of /proc for a moment; a tree that started after that
+    reading (or grew since) must still be found whole."""
+    monkeypatch.setattr(proctree, "SHARED_FOR", 3600.0)  # the shared reading never expires
+    marker = tmp_path / "pids"
+
+    async def main() -> None:
+        sup = make_supervisor(tmp_path)
+        proctree.shared_table(fresh=True)  # taken before the tree exists
+        [proc] = await sup.create(
+            {"name": "t", "script": child("tree.py"), "interpreter": PY, "args": [str(marker)]},
+            dict(os.environ),
+            str(tmp_path),
+        )
+        await until(marker.exists, what="tree")
+        pids = [int(p) for p in marker.read_text().split()]
+        await proc.stop()
+        await until(lambda: not any(alive(p) for p in pids), what="the whole tree gone")
+        await sup.shutdown()
+
+    run(main)
