@@ -100,16 +100,15 @@ SIGNALS = st.one_of(
     st.sampled_from(["SIGTERM", "SIGINT", "term", "hup", "SIGUSR1", "sigquit"]),
     st.sampled_from([int(signal.SIGTERM), int(signal.SIGINT), int(signal.SIGHUP)]),
 )
-ENV = st.dictionaries(
-    text(max_size=12).filter(lambda k: "=" not in k),
-    st.one_of(
-        text(0),
-        st.integers(min_value=-(2**63), max_value=2**63 - 1),
-        st.booleans(),
-        st.floats(allow_nan=False, allow_infinity=False),
-    ),
-    max_size=4,
+# What an environment value or an argument may be written as: text, or a scalar the
+# loader turns into text.
+SCALARS = st.one_of(
+    text(0),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
 )
+ENV = st.dictionaries(text(max_size=12).filter(lambda k: "=" not in k), SCALARS, max_size=4)
 HEALTH = st.one_of(
     st.fixed_dictionaries(
         {"url": st.sampled_from(["http://127.0.0.1:3000/health", "https://x/h"])},
@@ -141,15 +140,7 @@ def valid_apps(draw: st.DrawFn) -> dict[str, Any]:
     """One app that must load, every optional field present or not, in several spellings."""
     instances = draw(st.integers(min_value=1, max_value=3))
     optional: dict[str, st.SearchStrategy[Any]] = {
-        "args": st.lists(
-            st.one_of(
-                text(0),
-                st.integers(min_value=-(2**63), max_value=2**63 - 1),
-                st.booleans(),
-                st.floats(allow_nan=False, allow_infinity=False),
-            ),
-            max_size=4,
-        ),
+        "args": st.lists(SCALARS, max_size=4),
         "interpreter": st.one_of(st.none(), nonblank()),
         "cwd": nonblank(),
         "env": ENV,
