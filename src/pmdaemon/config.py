@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pmdaemon import interpolate, jsonc
 from pmdaemon.errors import ConfigError, InvalidInput
 from pmdaemon.model import ProcessSpec
 from pmdaemon.specs import (
     FIELDS,
     build_spec,
+    check_increment,
     check_instance_ports,
     default_name,
-    fold_health,
     inert_warnings,
-    suggest,
+    normalize,
 )
 from pmdaemon.units import shown_key
 
@@ -32,39 +33,22 @@ ECOSYSTEM_SUFFIXES = tuple(FORMATS)
 
 # PM2 fields with no equivalent here: refused by name, never silently ignored.
 UNSUPPORTED_PM2 = {
-    "watch": "pmdaemon does not watch files for changes",
-    "ignore_watch": "pmdaemon does not watch files for changes",
     "watch_options": "pmdaemon does not watch files for changes",
     "cron_restart": "pmdaemon has no cron restarts",
-    "exec_mode": "instances always run as separate processes; remove exec_mode",
-    "merge_logs": "each instance keeps its own log files",
-    "combine_logs": "each instance keeps its own log files",
     "source_map_support": "not a Node.js-only manager",
-    "instance_var": "the instance index is always in PM2_INSTANCE_ID and NODE_APP_INSTANCE",
-    "node_args": "put interpreter arguments into script or args",
-    "interpreter_args": "put interpreter arguments into script or args",
     "listen_timeout": "use wait_timeout",
     "shutdown_with_message": "stops always use kill_signal",
     "vizion": "pmdaemon does not track version control",
     "post_update": "pmdaemon does not deploy",
     "force": "not needed",
-    "pid_file": "the daemon keeps pids in its state",
-    "increment_var": "ports follow the port spec",
     "filter_env": "the environment is captured as PM2 does, without filtering",
-    "log_file": "use out_file and error_file",
-    "log_type": "logs are plain lines",
     "appendEnvToName": "names are used as given",
     "automation": "no PM2 cloud",
     "treekill": "stop always ends the whole process tree",
-    "autostart": "every app of the file is started",
+    "autostart": "every app of the file is started (enabled: false creates one stopped)",
 }
 PROFILE_KEY = re.compile(r"^env_(?!file$)[A-Za-z0-9_.-]+$")
-ALIASES = {
-    "exec_interpreter": "interpreter",
-    "error": "error_file",
-    "output": "out_file",
-    "err_file": "error_file",
-}
+TOP_LEVEL = ("apps", "deploy", "$schema")
 
 
 @dataclass(frozen=True)
@@ -152,7 +136,7 @@ def read_document(path: Path) -> Any:
 
     try:
         if kind == "json":
-            return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            return json.loads(jsonc.strip(text), object_pairs_hook=_no_duplicate_keys)
         if kind == "toml":
             return tomllib.loads(text)
         import yaml
@@ -221,35 +205,14 @@ def load(
     env_name: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     only: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[App]:
     """Every app of the file, checked; EcosystemError lists every problem found.
-    ``overrides`` (CLI flags) replace file values; ``only`` keeps one app by name."""
+    ``overrides`` (CLI flags) replace file values; ``only`` keeps one app by name;
+    ``${VAR}`` references take their values from ``environ`` (the process's own)."""
     shown = str(path)
     document = read_document(path)
-    if not isinstance(document, Mapping) or "apps" not in document:
-        raise EcosystemError(
-            [Problem(shown, None, None, "apps", "expected a top-level 'apps' list of app objects")]
-        )
-    extra = [k for k in document if k not in ("apps", "deploy")]
-    apps = document["apps"]
-    problems: list[Problem] = [
-        Problem(shown, None, None, str(k)[:40], "unknown top-level key: only 'apps' is read")
-        for k in extra
-    ]
-    if not isinstance(apps, list):
-        problems.append(
-            Problem(
-                shown,
-                None,
-                None,
-                "apps",
-                f"expected a list of app objects, got {type(apps).__name__}",
-            )
-        )
-        raise EcosystemError(problems)
-    if not apps:
-        problems.append(Problem(shown, None, None, "apps", "the list is empty: nothing to run"))
-        raise EcosystemError(problems)
+    apps, problems = app_list(shown, document)
     if env_name is not None and not any(
         isinstance(a, Mapping) and f"env_{env_name}" in a for a in apps
     ):
@@ -263,15 +226,24 @@ def load(
             )
         )
     base_dir = str(path.absolute().parent)
+    environ = os.environ if environ is None else environ
     result: list[App] = []
     seen: dict[str, int] = {}
-    for index, item in enumerate(apps):
+    for index, written in enumerate(apps):
+        unset: list[str] = []
+        item = interpolate.expand(written, environ, "", unset)
         # With --name, flags apply to the app asked for, not to its neighbours.
         applies = only is None or _app_name(item) == only
         app, app_problems = _check_app(
             shown, index, item, base_dir, env_name, (overrides or {}) if applies else {}
         )
         problems += app_problems
+        if app is not None:
+            app.warnings += [
+                f"apps[{index}] ({app.spec.name}): ${{{name}}} is not set in this environment "
+                "and has no default (${NAME:-default}): left as written"
+                for name in unset
+            ]
         name = app.spec.name if app is not None else _app_name(item)
         if name is not None:
             count = app.spec.instances if app is not None else 1
@@ -309,12 +281,71 @@ def load(
     return result
 
 
+def app_list(shown: str, document: Any) -> tuple[list[Any], list[Problem]]:
+    """The app objects of a document, in the shapes PM2 and PMDaemon load: ``{"apps":
+    [...]}`` (``apps`` may be one object), a top-level list of apps, or one bare app
+    object. Raises EcosystemError when there are none; the problems returned are about
+    the file's other top-level keys."""
+    if isinstance(document, list):
+        apps: Any = document
+        problems: list[Problem] = []
+    elif isinstance(document, Mapping) and "apps" not in document and "script" in document:
+        return [document], []
+    elif isinstance(document, Mapping) and "apps" in document:
+        apps = document["apps"]
+        if isinstance(apps, Mapping):
+            apps = [apps]
+        problems = [
+            Problem(
+                shown,
+                None,
+                None,
+                str(k)[:40],
+                f"unknown top-level key: only {', '.join(repr(t) for t in TOP_LEVEL)} are read",
+            )
+            for k in document
+            if k not in TOP_LEVEL
+        ]
+        if "$schema" in document and not isinstance(document["$schema"], str):
+            problems.append(Problem(shown, None, None, "$schema", "expected a string (a URL)"))
+    else:
+        raise EcosystemError(
+            [
+                Problem(
+                    shown,
+                    None,
+                    None,
+                    "apps",
+                    "expected a top-level 'apps' list of app objects (or a list of apps, or "
+                    "one app object with a script)",
+                )
+            ]
+        )
+    if not isinstance(apps, list):
+        problems.append(
+            Problem(
+                shown,
+                None,
+                None,
+                "apps",
+                f"expected a list of app objects, got {type(apps).__name__}",
+            )
+        )
+        raise EcosystemError(problems)
+    if not apps:
+        problems.append(Problem(shown, None, None, "apps", "the list is empty: nothing to run"))
+        raise EcosystemError(problems)
+    return apps, problems
+
+
 def app_names(path: Path) -> list[str]:
     """The app names of a file, read leniently (for stop, restart, reload, delete): no
     profile, no validation beyond what finding the names needs."""
-    document = read_document(path)
-    apps = document.get("apps") if isinstance(document, Mapping) else None
-    names = [_app_name(item) for item in apps] if isinstance(apps, list) else []
+    try:
+        apps, _ = app_list(str(path), read_document(path))
+    except EcosystemError:
+        apps = []
+    names = [_app_name(item) for item in apps]
     found = [n for n in names if n]
     if not found:
         raise EcosystemError(
@@ -351,22 +382,17 @@ def _check_app(
     def problem(field: str | None, message: str) -> None:
         problems.append(Problem(file, index, name, field, message))
 
-    raw: dict[str, Any] = {}
+    written: dict[str, Any] = {}
     profiles: dict[str, Any] = {}
     for key, value in item.items():
         key = str(key)
-        if key in ALIASES:
-            key = ALIASES[key]
         if PROFILE_KEY.fullmatch(key):
             profiles[key[4:]] = value
-            continue
-        if key in UNSUPPORTED_PM2:
+        elif key in UNSUPPORTED_PM2:
             problem(key, f"unsupported PM2 field {key!r}: {UNSUPPORTED_PM2[key]}")
-            continue
-        if key not in FIELDS:
-            problem(key[:40], f"unknown field {key[:40]!r}{suggest(key, list(FIELDS))}")
-            continue
-        raw[key] = value
+        else:
+            written[key] = value
+    raw = normalize(written, problem)
     for profile_name, block in profiles.items():
         if not isinstance(block, Mapping):
             problem(f"env_{profile_name}", "expected an object of environment variables")
@@ -382,17 +408,23 @@ def _check_app(
     if "script" not in raw:
         problem("script", "missing: the program or file to run")
     parsed: dict[str, Any] = {}
-    for key, value in fold_health(raw).items():
+    for key, value in raw.items():
         try:
-            parsed[key] = FIELDS[key].parse(key, value) if key in FIELDS else None
+            parsed[key] = FIELDS[key].parse(key, value)
         except InvalidInput as exc:
             problem(key, exc.message)
     # Checks across fields, reported with the rest when their fields are themselves valid.
-    if "port" in parsed and "instances" not in [p.field for p in problems]:
+    failed = {p.field for p in problems}
+    if "port" in parsed and "instances" not in failed:
         try:
             check_instance_ports(parsed.get("instances") or 1, parsed["port"])
         except InvalidInput as exc:
             problem("port", exc.message)
+    if parsed.get("increment_var") and not failed & {"env", "instances", "port"}:
+        try:
+            check_increment({**parsed, "instances": parsed.get("instances") or 1})
+        except InvalidInput as exc:
+            problem("increment_var", exc.message)
     if problems:
         return None, problems
     try:
@@ -401,4 +433,4 @@ def _check_app(
         return None, [Problem(file, index, name, exc.details.get("field"), exc.message)]
     # Paths in the file are relative to the file, wherever the CLI runs.
     raw["cwd"] = spec.cwd
-    return App(index, raw, spec, inert_warnings(raw)), []
+    return App(index, raw, spec, inert_warnings(written)), []

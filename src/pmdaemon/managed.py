@@ -668,7 +668,7 @@ class ManagedProcess:
         if self.pid != pid:
             return  # it changed meanwhile (stopped, crashed, restarted)
         self._unhealthy_starts = self._unhealthy_starts + 1 if never_healthy else 0
-        if self._unhealthy_starts > self.spec.max_restarts:
+        if self.spec.max_restarts is not None and self._unhealthy_starts > self.spec.max_restarts:
             with contextlib.suppress(Exception):
                 await self.stop(keep_desired=True)
             self.last_error = (

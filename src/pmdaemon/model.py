@@ -85,7 +85,7 @@ class ProcessSpec(msgspec.Struct, frozen=True):
     namespace: str = "default"
     port: int | str | None = None
     autorestart: bool = True
-    max_restarts: int = 16
+    max_restarts: int | None = 16  # None: unlimited
     min_uptime: float = 1.0
     restart_delay: float = 0.0
     exp_backoff_restart_delay: float | None = None
@@ -104,6 +104,17 @@ class ProcessSpec(msgspec.Struct, frozen=True):
     log_date_format: str | None = None
     max_log_size: int = 10 * 1024 * 1024
     max_log_files: int = 5
+    interpreter_args: tuple[str, ...] = ()
+    labels: dict[str, str] = {}
+    exec_mode: str = "fork"
+    enabled: bool = True  # False: created, not started (PMDaemon's instances 0)
+    increment_var: str | None = None
+    instance_var: str | None = None
+    user: str | None = None
+    group: str | None = None
+    log_file: str | None = None
+    merge_logs: bool = False
+    pid_file: str | None = None
 
 
 class ExitRecord(msgspec.Struct, frozen=True):

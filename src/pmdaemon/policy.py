@@ -53,7 +53,7 @@ def after_exit(
     unstable = counters.unstable + 1 if run_time < spec.min_uptime else 0
     crashes = counters.crashes + 1 if run_time < BACKOFF_RESET_AFTER else 1
     new = Counters(unstable, crashes)
-    if unstable > spec.max_restarts:
+    if spec.max_restarts is not None and unstable > spec.max_restarts:
         return Decision(
             Action.ERRORED,
             0.0,

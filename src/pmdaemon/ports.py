@@ -12,7 +12,7 @@ from pmdaemon.units import shown
 PORT_FORMS = (
     'a port from 1 to 65535 (3000), a range ("3000-3003") or an automatic range ("auto:5000-5100")'
 )
-_RANGE = re.compile(r"(auto:)?(\d{1,5})-(\d{1,5})")
+_RANGE = re.compile(r"(auto:)?0*(\d{1,5})-0*(\d{1,5})")
 
 
 class PortKind(StrEnum):
@@ -42,7 +42,7 @@ def parse_port_spec(value: object, field: str = "port") -> PortSpec:
         return PortSpec(PortKind.SINGLE, _port(value, value, field), value)
     if isinstance(value, str):
         text = value.strip()
-        if text.isascii() and text.isdigit() and len(text) <= 5:
+        if text.isascii() and text.isdigit() and len(text.lstrip("0")) <= 5:
             port = _port(int(text), value, field)
             return PortSpec(PortKind.SINGLE, port, port)
         match = _RANGE.fullmatch(text)

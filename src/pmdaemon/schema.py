@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pmdaemon.config import ALIASES, PROFILE_KEY
-from pmdaemon.specs import ENV_SCHEMA, FIELDS
+from pmdaemon.config import PROFILE_KEY
+from pmdaemon.specs import ENV_SCHEMA, FIELD_ALIASES, FIELDS, FLAT_HEALTH, INERT_FIELDS, LOG_GROUP
 
 PACKAGED = Path(__file__).with_name("ecosystem.schema.json")
 
@@ -22,28 +22,71 @@ def ecosystem_schema() -> dict[str, Any]:
         if getattr(field.parse, "nullable", False):
             schema = {"anyOf": [schema, {"type": "null"}]}
         properties[name] = {**schema, "description": field.doc}
-    for alias, target in ALIASES.items():
-        properties[alias] = {**properties[target], "description": f"PM2 spelling of {target}"}
+    for name, (_, schema, note) in INERT_FIELDS.items():
+        properties[name] = {
+            "anyOf": [schema, {"type": "null"}],
+            "description": note or "read with watch (not implemented yet)",
+        }
+    for alias, target in FIELD_ALIASES.items():
+        properties[alias] = {**properties[target], "description": f"another name of {target}"}
+    properties["log"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {key: properties[key] for key in LOG_GROUP},
+        "description": "PMDaemon's group of log settings (each also works on its own)",
+    }
+    # A field may be written once: under its name, an alias, or in the log group.
+    once: list[dict[str, Any]] = [
+        {"not": {"required": [alias, target]}} for alias, target in FIELD_ALIASES.items()
+    ]
+    for alias, target in FIELD_ALIASES.items():
+        if target in LOG_GROUP:
+            once.append(
+                {"not": {"required": [alias, "log"], "properties": {"log": {"required": [target]}}}}
+            )
+    once += [
+        {"not": {"required": [key, "log"], "properties": {"log": {"required": [key]}}}}
+        for key in LOG_GROUP
+    ]
+    once += [
+        {
+            "not": {
+                "required": [flat, "health_check"],
+                "properties": {"health_check": {"type": "object", "required": [key]}},
+            }
+        }
+        for flat, key in FLAT_HEALTH.items()
+    ]
     app = {
         "type": "object",
         "required": ["script"],
         "properties": properties,
         "patternProperties": {PROFILE_KEY.pattern: ENV_SCHEMA},
         "additionalProperties": False,
+        "allOf": once,
     }
+    app_list = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/app"}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://pmdaemon.invalid/ecosystem.schema.json",
         "title": "pmdaemon ecosystem file",
-        "description": "Apps to run: JSON, YAML or TOML with a top-level apps list. "
-        "env_<profile> blocks are applied with --env-name PROFILE.",
-        "type": "object",
-        "required": ["apps"],
-        "properties": {
-            "apps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/app"}},
-            "deploy": {"type": "object", "description": "PM2 deploy settings (not read)"},
-        },
-        "additionalProperties": False,
+        "description": "Apps to run: JSON, YAML or TOML with a top-level apps list (or a list "
+        "of apps, or one app). env_<profile> blocks are applied with --env-name PROFILE; "
+        "${VAR} and ${VAR:-default} are taken from the environment.",
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["apps"],
+                "properties": {
+                    "apps": {"anyOf": [app_list, {"$ref": "#/$defs/app"}]},
+                    "deploy": {"type": "object", "description": "PM2 deploy settings (not read)"},
+                    "$schema": {"type": "string", "description": "this schema, for editors"},
+                },
+                "additionalProperties": False,
+            },
+            app_list,
+            {"allOf": [{"not": {"required": ["apps"]}}, {"$ref": "#/$defs/app"}]},
+        ],
         "$defs": {"app": app},
     }
 

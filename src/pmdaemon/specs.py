@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ import msgspec
 from pmdaemon.errors import InvalidInput
 from pmdaemon.logstamp import StampFormatError, compile_format
 from pmdaemon.model import HealthCheck, ProcessSpec, validate_name
+from pmdaemon.patterns import any_case, decimal_at_most, decimal_between, positive, uint
 from pmdaemon.ports import PortKind, parse_port_spec
-from pmdaemon.units import parse_duration, parse_size, shown, shown_key
+from pmdaemon.units import MAX_DURATION, parse_duration, parse_size, shown, shown_key
 
 MAX_STRING = 4096
 MAX_ARGS = 1024
@@ -158,9 +160,35 @@ def _duration(field: str, value: Any) -> float:
 
 
 def port_value(field: str, value: Any) -> int | str:
-    """A single port as an integer; a range or auto range as its canonical string."""
+    """A single port as an integer; a range or auto range as its canonical string. The
+    object ``{"start": 3000, "max": 3010}`` of PMDaemon's clustering examples is the range
+    3000-3010 (instance i gets start + i; an increment other than 1 is refused)."""
+    if isinstance(value, Mapping):
+        value = _port_object(field, value)
     spec = parse_port_spec(value, field)
     return spec.first if spec.kind == PortKind.SINGLE else str(spec)
+
+
+def _port_object(field: str, value: Mapping[str, Any]) -> str:
+    forms = '{"start": 3000, "max": 3010} (with "increment": 1 at most)'
+    unknown = sorted(str(k) for k in value if k not in ("start", "max", "increment"))
+    if unknown or "start" not in value or "max" not in value:
+        raise InvalidInput(
+            f"invalid {field} {shown(dict(value))}: expected {forms}", {"field": field}
+        )
+    increment = value.get("increment", 1)
+    if increment != 1 or isinstance(increment, bool):
+        raise InvalidInput(
+            f"invalid {field}.increment {shown(increment)}: only 1 is supported (instance i "
+            f"gets start + i); expected {forms}",
+            {"field": field},
+        )
+    start, last = value["start"], value["max"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, last)):
+        raise InvalidInput(
+            f"invalid {field} {shown(dict(value))}: expected {forms}", {"field": field}
+        )
+    return f"{start}-{last}"
 
 
 def check_instance_ports(instances: int, port: int | str | None, field: str = "port") -> None:
@@ -215,21 +243,166 @@ def _size(field: str, value: Any) -> int:
 
 
 def _instances(field: str, value: Any) -> int:
+    """A number of instances; ``max`` is the CPU count, 0 (PMDaemon's meaning) an app that
+    is created but not started (as ``enabled: false``)."""
     if value == "max":
         return os.cpu_count() or 1
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+    if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
         raise InvalidInput(
-            f'invalid {field} {shown(value)}: expected a number from 1 to 1024, or "max"',
+            f"invalid {field} {shown(value)}: expected a number from 0 (created, not started) "
+            'to 1024, or "max"',
             {"field": field},
         )
-    return _count(field, value, 1, 1024)
+    try:
+        return _count(field, value, 0, 1024)
+    except InvalidInput:
+        raise InvalidInput(
+            f"invalid {field} {shown(value)}: expected a number from 0 (created, not started) "
+            'to 1024, or "max"',
+            {"field": field},
+        ) from None
 
 
-HEALTH_FIELDS = ("type", "url", "script", "timeout", "interval", "retries", "enabled")
+def _max_restarts(field: str, value: Any) -> int | None:
+    """A count of unstable restarts, or ``unlimited`` (None)."""
+    if isinstance(value, str) and value.strip().lower() in ("unlimited", "infinite"):
+        return None
+    try:
+        return _count(field, value, 0, 1_000_000)
+    except InvalidInput:
+        raise InvalidInput(
+            f"invalid {field} {shown(value)}: expected an integer from 0 to 1000000, or unlimited",
+            {"field": field},
+        ) from None
+
+
+EXEC_MODES = {"fork": "fork", "fork_mode": "fork", "cluster": "cluster", "cluster_mode": "cluster"}
+
+
+def _exec_mode(field: str, value: Any) -> str:
+    """fork or cluster (PM2 also writes fork_mode, cluster_mode). Every instance is a
+    process of its own either way; a cluster is what ``instances`` > 1 makes."""
+    if isinstance(value, str) and value.strip().lower() in EXEC_MODES:
+        return EXEC_MODES[value.strip().lower()]
+    raise InvalidInput(
+        f"invalid {field} {shown(value)}: expected fork or cluster", {"field": field}
+    )
+
+
+def _account(field: str, value: Any) -> str:
+    """A user or group: a name as /etc/passwd writes it, or a numeric id."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32:
+        return str(value)
+    if isinstance(value, str) and ACCOUNT.fullmatch(value):
+        return value
+    raise InvalidInput(
+        f"invalid {field} {shown(value)}: expected a {field} name (letters, digits, '_', '.', "
+        "'-', up to 32 characters) or a numeric id",
+        {"field": field},
+    )
+
+
+def _env_name(field: str, value: Any) -> str:
+    if isinstance(value, str) and ENV_NAME.fullmatch(value):
+        return value
+    raise InvalidInput(
+        f"invalid {field} {shown(value)}: expected an environment variable name "
+        "(letters, digits and '_', not starting with a digit)",
+        {"field": field},
+    )
+
+
+def _labels(field: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or len(value) > 256:
+        raise InvalidInput(
+            f"invalid {field}: expected a mapping of at most 256 names to strings",
+            {"field": field},
+        )
+    labels: dict[str, str] = {}
+    for key, raw in value.items():
+        if not isinstance(key, str) or LABEL_KEY.fullmatch(key) is None:
+            raise InvalidInput(
+                f"invalid {field}: label name {shown(key)} must be 1 to 63 letters, digits, "
+                "'_', '.', '-' or '/'",
+                {"field": field},
+            )
+        label = f"{field}.{shown_key(key)}"
+        labels[key] = _string(label, scalar_text(label, raw), allow_empty=True, limit=256)
+    return labels
+
+
+def _loose(*kinds: str) -> Callable[[str, Any], Any]:
+    """A field that is read for a warning only: its value need only have a plausible type
+    (``string``, ``bool``, ``list``, ``object``, ``number``)."""
+    checks = {
+        "string": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "list": lambda v: isinstance(v, list | tuple),
+        "object": lambda v: isinstance(v, Mapping),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    }
+    names = {
+        "string": "a string",
+        "bool": "true or false",
+        "list": "a list",
+        "object": "an object",
+        "number": "a number",
+    }
+
+    def parse(field: str, value: Any) -> Any:
+        if value is None or any(checks[k](value) for k in kinds):
+            return value
+        expected = " or ".join(names[k] for k in kinds)
+        raise InvalidInput(f"invalid {field} {shown(value)}: expected {expected}", {"field": field})
+
+    return parse
+
+
+ACCOUNT = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+LABEL_KEY = re.compile(r"[A-Za-z0-9_./-]{1,63}")
+
+
+HEALTH_FIELDS = ("type", "check_type", "url", "script", "timeout", "interval", "retries", "enabled")
 HEALTH_FORMS = (
     '{"type": "http", "url": "http://127.0.0.1:3000/health"} or '
     '{"type": "script", "script": "./check.sh"}, with timeout, interval, retries, enabled'
 )
+HEALTH_DURATION_FORMS = (
+    "a duration like 500ms, 5s or 1m (a bare number means seconds, as PMDaemon documents)"
+)
+
+
+def health_duration(field: str, value: Any) -> float:
+    """A health check's timeout or interval: a bare number is seconds (PMDaemon's
+    ``"timeout": 10``), a string with a unit is read as every duration is; above zero."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value.strip())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+        if not (math.isfinite(seconds) and 0 < seconds <= MAX_DURATION):
+            raise InvalidInput(
+                f"invalid {field} {shown(value)}: expected {HEALTH_DURATION_FORMS}, above zero "
+                "and at most a year",
+                {"field": field},
+            )
+        return seconds
+    try:
+        seconds = parse_duration(value, field)
+    except InvalidInput:
+        raise InvalidInput(
+            f"invalid {field} {shown(value)}: expected {HEALTH_DURATION_FORMS}",
+            {"field": field},
+        ) from None
+    if not 0 < seconds <= MAX_DURATION:
+        raise InvalidInput(
+            f"invalid {field} {shown(value)}: it must be above zero and at most a year",
+            {"field": field},
+        )
+    return seconds
+
+
+_NUMBER = re.compile(r"(\d+(\.\d+)?|\.\d+)")
 
 
 def _health_check(field: str, value: Any) -> HealthCheck:
@@ -243,19 +416,31 @@ def _health_check(field: str, value: Any) -> HealthCheck:
             + ", ".join(HEALTH_FIELDS),
             {"field": label},
         )
-    kind = value.get("type") or (
-        "http" if "url" in value else "script" if "script" in value else None
-    )
+    if "type" in value and "check_type" in value and value["type"] != value["check_type"]:
+        raise InvalidInput(
+            f"invalid {field}: type {shown(value['type'])} and check_type "
+            f"{shown(value['check_type'])} disagree (check_type is PMDaemon's name for type)",
+            {"field": f"{field}.check_type"},
+        )
+    key = "type" if "type" in value else "check_type"
+    inferred = "http" if "url" in value else "script" if "script" in value else None
+    kind = value.get(key, inferred)  # a type given as null is not inferred
     if kind not in ("http", "script"):
         raise InvalidInput(
-            f"invalid {field}.type {shown(kind)}: expected http or script",
-            {"field": f"{field}.type"},
+            f"invalid {field}.{key} {shown(kind)}: expected http or script",
+            {"field": f"{field}.{key}"},
         )
     target = value.get("url" if kind == "http" else "script")
     if not isinstance(target, str) or not target.strip():
         key = "url" if kind == "http" else "script"
         raise InvalidInput(
             f"missing {field}.{key}: a {kind} check needs one", {"field": f"{field}.{key}"}
+        )
+    if len(target) > MAX_STRING or "\x00" in target:
+        key = "url" if kind == "http" else "script"
+        raise InvalidInput(
+            f"invalid {field}.{key}: expected at most {MAX_STRING} characters and no NUL byte",
+            {"field": f"{field}.{key}"},
         )
     if kind == "http" and not target.startswith(("http://", "https://")):
         raise InvalidInput(
@@ -268,13 +453,9 @@ def _health_check(field: str, value: Any) -> HealthCheck:
         else HealthCheck(type="script", script=target)
     )
     replace: dict[str, Any] = {}
-    for key, parse in (("timeout", _duration), ("interval", _duration)):
+    for key in ("timeout", "interval"):
         if key in value:
-            replace[key] = parse(f"{field}.{key}", value[key])
-            if replace[key] <= 0:
-                raise InvalidInput(
-                    f"invalid {field}.{key}: it must be above zero", {"field": f"{field}.{key}"}
-                )
+            replace[key] = health_duration(f"{field}.{key}", value[key])
     if "retries" in value:
         replace["retries"] = _count(f"{field}.retries", value["retries"], 1, 1000)
     if "enabled" in value:
@@ -291,24 +472,85 @@ class Field:
     doc: str
 
 
+YEAR_MS = int(MAX_DURATION * 1000)
+_WS = r"\s*"
+
+
+def _anchored(body: str) -> str:
+    return rf"^{_WS}(?:{body}){_WS}$"
+
+
 DURATION_SCHEMA = {
     "anyOf": [
-        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)(ms|s|m|h)?\s*$"},
-        {"type": "number", "minimum": 0, "maximum": 366 * 24 * 3600 * 1000},
+        {
+            "type": "string",
+            "pattern": _anchored(
+                "|".join(
+                    rf"{decimal_at_most(YEAR_MS // scale)}{unit}"
+                    for unit, scale in (("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000))
+                )
+                + f"|{decimal_at_most(YEAR_MS)}"
+            ),
+        },
+        {"type": "number", "minimum": 0, "maximum": YEAR_MS},
     ]
 }
-SIZE_SCHEMA = {
+HEALTH_DURATION_SCHEMA = {
     "anyOf": [
-        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)([kKmMgGtT]([iI]?[bB])?|[bB])?\s*$"},
-        {"type": "integer", "minimum": 1, "maximum": 2**62},
+        {
+            "type": "string",
+            "pattern": _anchored(
+                "|".join(
+                    positive(decimal_at_most(int(MAX_DURATION) * 1000 // scale)) + unit
+                    for unit, scale in (("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000))
+                )
+                + "|"
+                + positive(decimal_at_most(int(MAX_DURATION)))
+            ),
+        },
+        {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION},
     ]
 }
+_SIZE_UNITS = (("", 0), ("k", 10), ("m", 20), ("g", 30), ("t", 40))
+
+
+def size_schema(minimum: int) -> dict[str, Any]:
+    """Sizes as parse_size reads them, from ``minimum`` bytes (1 or 1024) to 2**62."""
+    forms = []
+    for unit, shift in _SIZE_UNITS:
+        top = 2 ** (62 - shift)
+        if unit == "":
+            number = decimal_between(str(minimum), top)
+            forms.append(f"{number}[bB]?")
+            continue
+        low = "1" if unit == "k" and minimum >= 1024 else "0.001"
+        forms.append(f"{decimal_between(low, top)}{any_case(unit)}(?:[iI]?[bB])?")
+    return {
+        "anyOf": [
+            {"type": "string", "pattern": _anchored("|".join(forms))},
+            {"type": "integer", "minimum": minimum, "maximum": 2**62},
+        ]
+    }
+
+
+SIZE_SCHEMA = size_schema(1)
+PORT_NUMBER = uint(1, 65535)
 PORT_SCHEMA = {
     "anyOf": [
         {"type": "integer", "minimum": 1, "maximum": 65535},
         {
             "type": "string",
-            "pattern": r"^\s*(auto:)?[1-9]\d{0,4}-[1-9]\d{0,4}\s*$|^\s*[1-9]\d{0,4}\s*$",
+            "pattern": _anchored(f"(?:auto:)?{PORT_NUMBER}-{PORT_NUMBER}|{PORT_NUMBER}"),
+        },
+        {
+            "type": "object",
+            "required": ["start", "max"],
+            "additionalProperties": False,
+            "properties": {
+                "start": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "max": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "increment": {"const": 1},
+            },
         },
     ]
 }
@@ -317,9 +559,13 @@ NAME_SCHEMA = {
     "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
     "not": {"anyOf": [{"const": "all"}, {"pattern": r"^[0-9]+$"}]},
 }
-STRING = {"type": "string", "pattern": r"\S"}
+STRING = {"type": "string", "maxLength": MAX_STRING, "pattern": r"^[^\x00]*[^\x00\s][^\x00]*$"}
+ANY_STRING = {"type": "string", "maxLength": MAX_STRING, "pattern": r"^[^\x00]*$"}
 BOOL = {
-    "anyOf": [{"type": "boolean"}, {"enum": ["true", "false", "True", "False", "TRUE", "FALSE"]}]
+    "anyOf": [
+        {"type": "boolean"},
+        {"type": "string", "pattern": f"^(?:{any_case('true')}|{any_case('false')})$"},
+    ]
 }
 
 
@@ -327,56 +573,127 @@ def count_schema(low: int, high: int) -> dict[str, Any]:
     return {
         "anyOf": [
             {"type": "integer", "minimum": low, "maximum": high},
-            {"type": "string", "pattern": r"^\s*[0-9]+\s*$"},
+            {"type": "string", "pattern": _anchored(uint(low, high))},
         ]
     }
 
 
 ENV_SCHEMA = {
     "type": "object",
-    "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+    "maxProperties": MAX_ENV,
+    "propertyNames": {"pattern": r"^[^=\x00]+$"},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": ["number", "boolean", "null"]},
+            {"type": "string", "maxLength": MAX_ENV_VALUE, "pattern": r"^[^\x00]*$"},
+        ]
+    },
+}
+ARGS_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "array",
+            "maxItems": MAX_ARGS,
+            "items": {"anyOf": [{"type": ["number", "boolean"]}, ANY_STRING]},
+        },
+        {"type": "string"},
+    ]
 }
 HEALTH_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "type": {"enum": ["http", "script"]},
-        "url": STRING,
+        "check_type": {"enum": ["http", "script"]},
+        "url": {**STRING, "pattern": r"^https?://[^\x00]*$"},
         "script": STRING,
-        "timeout": DURATION_SCHEMA,
-        "interval": DURATION_SCHEMA,
-        "retries": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "timeout": HEALTH_DURATION_SCHEMA,
+        "interval": HEALTH_DURATION_SCHEMA,
+        "retries": count_schema(1, 1000),
         "enabled": BOOL,
     },
     "anyOf": [{"required": ["url"]}, {"required": ["script"]}],
+    # A kind named by type or check_type (or both, agreeing) needs its target.
     "allOf": [
         {
-            "if": {"required": ["type"], "properties": {"type": {"const": "http"}}},
-            "then": {"required": ["url"], "properties": {"url": {"pattern": "^https?://"}}},
-        },
-        {
-            "if": {"required": ["type"], "properties": {"type": {"const": "script"}}},
-            "then": {"required": ["script"]},
-        },
+            "if": {
+                "anyOf": [
+                    {"required": [key], "properties": {key: {"const": kind}}}
+                    for key in ("type", "check_type")
+                ]
+            },
+            "then": {
+                "required": [target],
+                "properties": {"type": {"const": kind}, "check_type": {"const": kind}},
+            },
+        }
+        for kind, target in (("http", "url"), ("script", "script"))
     ],
 }
+SIGNALS = sorted(signal.Signals.__members__)
+SIGNAL_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": "^(?:"
+            + any_case("sig")
+            + ")?(?:"
+            + "|".join(any_case(n[3:]) for n in SIGNALS)
+            + ")$",
+        },
+        {"enum": sorted({int(s) for s in signal.Signals})},
+    ]
+}
+_EXIT_CODE = rf"\s*{uint(0, 255)}"
+EXIT_CODES_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "array",
+            "maxItems": 256,
+            "items": {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 255},
+                    {"type": "string", "pattern": _anchored(uint(0, 255))},
+                ]
+            },
+        },
+        {"type": "integer", "minimum": 0, "maximum": 255},
+        {
+            "type": "string",
+            "pattern": rf"^[\s,]*(?:{_EXIT_CODE}\s*,[\s,]*)*(?:{_EXIT_CODE}\s*)?$",
+        },
+    ]
+}
+LABELS_SCHEMA = {
+    "type": "object",
+    "maxProperties": 256,
+    "propertyNames": {"pattern": r"^[A-Za-z0-9_./-]{1,63}$"},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": ["number", "boolean", "null"]},
+            {"type": "string", "maxLength": 256, "pattern": r"^[^\x00]*$"},
+        ]
+    },
+}
+ACCOUNT_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10})$"},
+        {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+    ]
+}
+ENV_NAME_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"}
+
 
 FIELDS: dict[str, Field] = {
     "name": Field(
         lambda f, v: validate_name(v), NAME_SCHEMA, "unique name (default: the script's stem)"
     ),
     "script": Field(_string, STRING, "program on PATH, file, or a command line to split"),
-    "args": Field(
-        _args,
-        {
-            "anyOf": [
-                {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
-                {"type": "string"},
-            ]
-        },
-        "arguments",
-    ),
+    "args": Field(_args, ARGS_SCHEMA, "arguments (a list, or one string split like a shell)"),
     "interpreter": Field(_optional(_string), STRING, "program to run the script with"),
+    "interpreter_args": Field(
+        _args, ARGS_SCHEMA, "arguments for the interpreter, before the script (node_args)"
+    ),
     "cwd": Field(_string, STRING, "working directory (relative to the file's directory)"),
     "env": Field(_env, ENV_SCHEMA, "extra environment variables"),
     "env_file": Field(_optional(_string), STRING, "a .env file read on every start"),
@@ -385,61 +702,168 @@ FIELDS: dict[str, Field] = {
         NAME_SCHEMA,
         "a label to group processes",
     ),
+    "labels": Field(_labels, LABELS_SCHEMA, "name: value labels, shown by info and the API"),
     "instances": Field(
         _instances,
-        {"anyOf": [count_schema(1, 1024), {"const": "max"}]},
-        "number of instances or max",
+        {"anyOf": [count_schema(0, 1024), {"const": "max"}]},
+        "number of instances, max (the CPU count), or 0: created but not started",
     ),
+    "exec_mode": Field(
+        _exec_mode,
+        {
+            "type": "string",
+            "pattern": _anchored("|".join(any_case(mode) for mode in sorted(EXEC_MODES))),
+        },
+        "fork or cluster: each instance is a process of its own either way",
+    ),
+    "enabled": Field(_bool, BOOL, "false: the app is created but not started"),
     "port": Field(
         _optional(port_value),
         PORT_SCHEMA,
-        '3000, "3000-3003" (instance i gets 3000+i) or "auto:5000-5100"',
+        '3000, "3000-3003" (instance i gets 3000+i), "auto:5000-5100", or {start, max}',
+    ),
+    "increment_var": Field(
+        _optional(_env_name),
+        ENV_NAME_SCHEMA,
+        "a variable of env that instance i gets plus i (PORT: the instances' ports)",
+    ),
+    "instance_var": Field(
+        _optional(_env_name), ENV_NAME_SCHEMA, "another variable that holds the instance index"
     ),
     "autorestart": Field(_bool, BOOL, "restart when it exits"),
     "max_restarts": Field(
-        lambda f, v: _count(f, v, 0, 1_000_000),
-        count_schema(0, 1_000_000),
-        "unstable restarts before errored",
+        _max_restarts,
+        {
+            "anyOf": [
+                count_schema(0, 1_000_000),
+                {
+                    "type": "string",
+                    "pattern": "^"
+                    + _WS
+                    + "(?:"
+                    + any_case("unlimited")
+                    + "|"
+                    + any_case("infinite")
+                    + ")"
+                    + _WS
+                    + "$",
+                },
+            ]
+        },
+        "unstable restarts before errored, or unlimited",
     ),
     "min_uptime": Field(_duration, DURATION_SCHEMA, "a shorter run is unstable"),
     "restart_delay": Field(_duration, DURATION_SCHEMA, "wait before each restart"),
     "exp_backoff_restart_delay": Field(
         _optional(_duration), DURATION_SCHEMA, "first restart delay, x1.5 per crash up to 15s"
     ),
-    "stop_exit_codes": Field(
-        _exit_codes,
-        {
-            "anyOf": [
-                {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
-                {"type": "integer", "minimum": 0, "maximum": 255},
-                {"type": "string", "pattern": r"^\s*\d{1,3}\s*(,\s*\d{1,3}\s*)*,?\s*$"},
-            ]
-        },
-        "exit codes that are not restarted",
-    ),
-    "kill_signal": Field(_signal_name, {"type": ["string", "integer"]}, "first signal on stop"),
+    "stop_exit_codes": Field(_exit_codes, EXIT_CODES_SCHEMA, "exit codes that are not restarted"),
+    "kill_signal": Field(_signal_name, SIGNAL_SCHEMA, "first signal on stop"),
     "kill_timeout": Field(_duration, DURATION_SCHEMA, "wait before SIGKILL"),
     "max_memory_restart": Field(
         _optional(_size), SIZE_SCHEMA, "restart when the process tree's RSS exceeds this"
+    ),
+    "user": Field(
+        _optional(_account), ACCOUNT_SCHEMA, "run as this user (the daemon must be root)"
+    ),
+    "group": Field(
+        _optional(_account), ACCOUNT_SCHEMA, "run with this group (default: the user's)"
     ),
     "health_check": Field(_optional(_health_check), HEALTH_SCHEMA, "HTTP or script check"),
     "wait_ready": Field(_bool, BOOL, "start waits until the app is ready"),
     "wait_timeout": Field(_duration, DURATION_SCHEMA, "how long start waits"),
     "out_file": Field(_optional(_string), STRING, "stdout log file"),
     "error_file": Field(_optional(_string), STRING, "stderr log file"),
+    "log_file": Field(_optional(_string), STRING, "a log file with stdout and stderr together"),
+    "merge_logs": Field(_bool, BOOL, "the instances of a cluster share one set of log files"),
+    "pid_file": Field(_optional(_string), STRING, "a file that holds the PID of the current run"),
     "time": Field(_bool, BOOL, "timestamp each log line"),
     "log_date_format": Field(
         _optional(_date_format),
         STRING,
         "timestamp format of log lines (moment.js tokens or strftime); enables timestamps",
     ),
-    "max_log_size": Field(_log_size, SIZE_SCHEMA, "rotate a log file at this size (>= 1K)"),
+    "max_log_size": Field(
+        _log_size, size_schema(MIN_LOG_SIZE), "rotate a log file at this size (>= 1K)"
+    ),
     "max_log_files": Field(
         lambda f, v: _count(f, v, 1, 1000),
         count_schema(1, 1000),
         "rotated files kept",
     ),
 }
+
+# Fields PMDaemon's or PM2's files carry that do nothing here (yet): accepted and checked
+# loosely, dropped from the spec, and each named by one warning when it asks for something.
+INERT_FIELDS: dict[str, tuple[Callable[[str, Any], Any], dict[str, Any], str]] = {
+    "watch": (
+        _loose("bool", "string", "list"),
+        {"type": ["boolean", "string", "array"]},
+        "watch is not implemented yet: the app is not restarted when its files change",
+    ),
+    "ignore_watch": (_loose("string", "list"), {"type": ["string", "array"]}, ""),
+    "watch_delay": (_loose("number", "string"), {"type": ["number", "string"]}, ""),
+    "depends_on": (
+        _loose("list", "object", "string"),
+        {"type": ["array", "object", "string"]},
+        "depends_on is not implemented yet: the apps start together, in no particular order",
+    ),
+    "log_type": (
+        _loose("string"),
+        {"type": "string"},
+        "log_type is not implemented yet: log lines are written as the app prints them",
+    ),
+    "compress_logs": (
+        _loose("bool"),
+        {"type": "boolean"},
+        "compress_logs is not implemented: rotated log files are kept uncompressed",
+    ),
+    "rotation_schedule": (
+        _loose("string"),
+        {"type": "string"},
+        "rotation_schedule is not implemented: log files rotate by size (max_log_size)",
+    ),
+    "weight": (
+        _loose("number"),
+        {"type": "number"},
+        "weight is not used: pmdaemon does not balance traffic between apps",
+    ),
+    "monitoring": (
+        _loose("object"),
+        {"type": "object"},
+        "monitoring settings are not read: every app's CPU and memory are always sampled "
+        "(GET /metrics, monit, the dashboard)",
+    ),
+    "docker": (
+        _loose("object"),
+        {"type": "object"},
+        "docker settings are not read: pmdaemon runs processes, not containers",
+    ),
+}
+
+# Another spelling of a field (folded into it) and the nested `log` group of PMDaemon's docs.
+FIELD_ALIASES = {
+    "node_args": "interpreter_args",
+    "combine_logs": "merge_logs",
+    "exec_interpreter": "interpreter",
+    "error": "error_file",
+    "output": "out_file",
+    "err_file": "error_file",
+}
+LOG_GROUP = (
+    "out_file",
+    "error_file",
+    "log_file",
+    "pid_file",
+    "max_log_size",
+    "max_log_files",
+    "merge_logs",
+    "time",
+    "log_date_format",
+    "log_type",
+    "compress_logs",
+    "rotation_schedule",
+)
 
 # Flat spellings of the health check, folded into `health_check`.
 FLAT_HEALTH = {
@@ -449,29 +873,27 @@ FLAT_HEALTH = {
     "health_check_interval": "interval",
     "health_check_retries": "retries",
 }
-for _flat in FLAT_HEALTH:
+for _flat, _key in FLAT_HEALTH.items():
     FIELDS[_flat] = Field(
         lambda f, v: v,
-        DURATION_SCHEMA
-        if _flat.endswith(("timeout", "interval"))
-        else {"type": "integer", "minimum": 1}
-        if _flat.endswith("retries")
-        else STRING,
-        f"flat form of health_check.{FLAT_HEALTH[_flat]}",
+        HEALTH_SCHEMA["properties"][_key],  # type: ignore[index]
+        f"flat form of health_check.{_key}",
     )
-
-# Fields accepted and validated but not acting in this version, with the warning that says
-# so (none at present: every field acts).
-INERT_FIELDS: dict[str, str] = {}
 
 
 def inert_warnings(raw: Mapping[str, Any]) -> list[str]:
+    """One line per field that is accepted but does nothing here, when its value asks for
+    something (``watch: false`` says nothing)."""
     seen: list[str] = []
-    keys = set(raw) | ({"health_check"} if any(k in raw for k in FLAT_HEALTH) else set())
+    group = raw.get("log")
+    keys = {str(k) for k in raw} | (
+        {str(k) for k in group} if isinstance(group, Mapping) else set()
+    )
     for key in sorted(keys):
-        note = INERT_FIELDS.get(key)
-        if note and raw.get(key, True) not in (False, None) and note not in seen:
-            seen.append(note)
+        entry = INERT_FIELDS.get(key)
+        value = raw.get(key, group.get(key) if isinstance(group, Mapping) else None)
+        if entry and entry[2] and value not in (False, None, [], "", {}) and entry[2] not in seen:
+            seen.append(entry[2])
     return seen
 
 
@@ -482,14 +904,59 @@ def suggest(field: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def fold_health(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Flat ``health_check_*`` fields merged into the nested ``health_check`` object."""
-    values = dict(raw)
+KNOWN = [*FIELDS, *INERT_FIELDS, *FIELD_ALIASES, "log"]
+
+
+def normalize(raw: Mapping[str, Any], problem: Callable[[str, str], None]) -> dict[str, Any]:
+    """The fields of an app as the field table names them: aliases folded in, PMDaemon's
+    nested ``log`` group and the flat ``health_check_*`` fields merged, and the fields that
+    do nothing here checked and dropped. ``problem(field, message)`` hears of each bad
+    one (unknown fields, a field given twice under two names)."""
+    values: dict[str, Any] = {}
+
+    def put(key: str, value: Any, written: str) -> None:
+        if key in values:
+            problem(written, f"{written!r} is also given as {key!r}: give one of them")
+            return
+        values[key] = value
+
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            problem(str(key)[:40], f"unknown field {str(key)[:40]!r}: field names are strings")
+            continue
+        if key == "log":
+            if not isinstance(value, Mapping):
+                problem("log", f"invalid log: expected an object of {', '.join(LOG_GROUP)}")
+                continue
+            for inner, inner_value in value.items():
+                if inner not in LOG_GROUP:
+                    label = f"log.{shown_key(str(inner), 40)}"
+                    problem(
+                        label,
+                        f"unknown field {label}{suggest(str(inner), list(LOG_GROUP))}: "
+                        f"accepted {', '.join(LOG_GROUP)}",
+                    )
+                    continue
+                put(str(inner), inner_value, f"log.{inner}")
+            continue
+        target = FIELD_ALIASES.get(key, key)
+        if target not in FIELDS and target not in INERT_FIELDS:
+            problem(key[:40], f"unknown field {key[:40]!r}{suggest(key, KNOWN)}")
+            continue
+        put(target, value, key)
+    for key in [k for k in values if k in INERT_FIELDS]:
+        try:
+            INERT_FIELDS[key][0](key, values.pop(key))
+        except InvalidInput as exc:
+            problem(key, exc.message)
     flat = {FLAT_HEALTH[k]: values.pop(k) for k in list(values) if k in FLAT_HEALTH}
     if flat:
         nested = values.get("health_check")
         merged = dict(nested) if isinstance(nested, Mapping) else {}
-        merged.update(flat)
+        for key, value in flat.items():
+            if key in merged:
+                problem(f"health_check_{key}", f"health_check.{key} is given twice")
+            merged[key] = value
         values["health_check"] = merged
     return values
 
@@ -499,16 +966,14 @@ def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
     bad field (ecosystem files collect every error themselves)."""
     if not isinstance(raw, Mapping):
         raise InvalidInput("invalid process configuration: expected an object of fields")
+
+    def refuse(field: str, message: str) -> None:
+        raise InvalidInput(message, {"field": field})
+
     values: dict[str, Any] = {}
-    for key, value in fold_health(raw).items():
-        field = FIELDS.get(key) if isinstance(key, str) else None
-        if field is None:
-            raise InvalidInput(
-                f"unknown field {str(key)[:40]!r}{suggest(str(key), list(FIELDS))}",
-                {"field": str(key)[:40]},
-            )
-        parsed = field.parse(key, value)
-        if parsed is not None:
+    for key, value in normalize(raw, refuse).items():
+        parsed = FIELDS[key].parse(key, value)
+        if parsed is not None or key == "max_restarts":
             values[key] = parsed
     if "script" not in values:
         raise InvalidInput(
@@ -518,6 +983,9 @@ def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
         values["name"] = validate_name(default_name(values["script"]))
     cwd = values.get("cwd", default_cwd)
     values["cwd"] = os.path.normpath(os.path.join(default_cwd, os.path.expanduser(cwd)))
+    if values.get("instances") == 0:  # PMDaemon's "0: disable the process"
+        values["instances"] = 1
+        values["enabled"] = False
     instances = values.get("instances", 1)
     if instances > 1 and len(values["name"]) + 1 + len(str(instances - 1)) > 64:
         raise InvalidInput(
@@ -526,7 +994,33 @@ def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
             {"field": "name"},
         )
     check_instance_ports(instances, values.get("port"))
+    check_increment(values)
     return ProcessSpec(**values)
+
+
+def check_increment(values: Mapping[str, Any]) -> None:
+    """``increment_var`` names a variable of ``env`` that holds an integer (PM2 adds the
+    instance index to it); PORT becomes the instances' ports when no port is given."""
+    var = values.get("increment_var")
+    if var is None:
+        return
+    env = values.get("env") or {}
+    if var == "PORT" and values.get("port") is not None:
+        return
+    text = env.get(var)
+    if text is None or not text.strip().isascii() or not text.strip().isdigit():
+        raise InvalidInput(
+            f"invalid increment_var {shown(var)}: env must give {var} an integer to start from "
+            f"(instance i gets it plus i)",
+            {"field": "increment_var"},
+        )
+    if var == "PORT":
+        first = int(text)
+        check_instance_ports(
+            values.get("instances", 1),
+            f"{first}-{first + values.get('instances', 1) - 1}",
+            "env.PORT",
+        )
 
 
 def default_name(script: str) -> str:

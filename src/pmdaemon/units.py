@@ -51,13 +51,17 @@ def parse_size(value: object, field: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 1e9 in a YAML or JSON file is a whole number of bytes
     if isinstance(value, int):
-        size = float(value)
+        if not 1 <= value <= 2**62:
+            raise _bad(field, value, SIZE_FORMS + ", greater than zero")
+        return value
     elif isinstance(value, str):
         match = _SIZE.fullmatch(value.strip())
         if match is None or (
             match.group(3) and match.group(3).lower() == "ib" and not match.group(2)
         ):
             raise _bad(field, value, SIZE_FORMS)
+        if match.group(2) and float(match.group(1)) < 0.001:
+            raise _bad(field, value, SIZE_FORMS + ", at least 0.001 of its unit")
         size = float(match.group(1)) * _SIZE_SCALE[match.group(2).lower()]
     else:
         raise _bad(field, value, SIZE_FORMS)

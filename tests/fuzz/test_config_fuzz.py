@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from pmdaemon import config
 from pmdaemon.model import ProcessSpec
-from pmdaemon.specs import FIELDS, build_spec
+from pmdaemon.specs import FIELD_ALIASES, FIELDS, INERT_FIELDS, build_spec
 
 FUZZ = settings(
     max_examples=200,
@@ -55,7 +55,7 @@ TREES = st.recursive(
     max_leaves=12,
 )
 KEYS = sorted(
-    {*FIELDS, *config.UNSUPPORTED_PM2, *config.ALIASES}
+    {*FIELDS, *config.UNSUPPORTED_PM2, *FIELD_ALIASES, *INERT_FIELDS, "log"}
     | {"env_production", "env_", "env_file", "instance", "max_memory", "health_check.url"}
 )
 

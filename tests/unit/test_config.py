@@ -137,7 +137,7 @@ def test_five_mistakes_give_five_lines_with_suggestions(tmp_path: Path) -> None:
         ("big.json", b"{" + b" " * (10 * 1024 * 1024 + 1) + b"}", "at most 10 MiB"),
         ("bin.json", b"\x00\x01\x02binary", "binary content"),
         ("latin.yaml", "apps: [{script: caf\xe9}]".encode("latin-1"), "not UTF-8"),
-        ("list.json", b'{"apps": {"name": "x"}}', "expected a list of app objects"),
+        ("list.json", b'{"apps": "x"}', "expected a list of app objects"),
         ("empty.yaml", b"apps: []", "the list is empty"),
         ("noapps.toml", b'name = "x"', "top-level 'apps' list"),
         (
@@ -290,11 +290,11 @@ def test_schema_accepts_the_examples_and_rejects_the_bad() -> None:
         {"apps": [{"script": "a", "max_memory": "1G"}]},
         {"apps": [{"script": "a", "port": 70000}]},
         {"apps": [{"script": "a", "min_uptime": "soon"}]},
-        {"apps": [{"script": "a", "instances": 0}]},
+        {"apps": [{"script": "a", "instances": -1}]},
         {"apps": [{"script": "a", "name": "../x"}]},
         {"apps": [{"script": "a", "health_check": {"type": "tcp"}}]},
         {"apps": [{"script": "a", "max_memory_restart": "lots"}]},
-        {"apps": {"script": "a"}},
+        {"apps": "a"},
         {"apps": [{"script": "a"}], "extra": 1},
     ]
     for document in bad:
