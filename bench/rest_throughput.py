@@ -119,7 +119,9 @@ def wait_ready(
 
 def start_pmd(m: Manager, stack: ExitStack, logs: Path) -> Endpoint:
     key = secrets.token_hex(24)
-    argv = [*m.command(), "web", "--host", "127.0.0.1", "-p", "0", "--api-key", key]
+    # A load test: the per-client limit (PM2 has none) is off.
+    argv = [*m.command(), "web", "--host", "127.0.0.1", "-p", "0", "--rate-limit", "off"]
+    argv += ["--api-key", key]
     log = logs / "pmdaemon-web.log"
     proc = spawn(argv, m.env, log)
     stack.callback(stop_process, proc)

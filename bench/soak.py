@@ -116,7 +116,7 @@ def main() -> int:
     try:
         run(env, "start", str(eco))
         web = subprocess.Popen(
-            [pmdaemon(), "web", "-p", "0", "--api-key", KEY],
+            [pmdaemon(), "web", "-p", "0", "--rate-limit", "off", "--api-key", KEY],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         assert web.stdout is not None

@@ -212,14 +212,14 @@ class Daemon:
 
         return StreamingResponse(stream(), media_type="application/x-ndjson")
 
-    async def broadcast_metrics(self, interval: float = 2.0) -> None:
+    async def broadcast_metrics(self) -> None:
         """process_metrics and system_metrics for WebSocket clients, only when any listen
-        (with none, it sleeps until one subscribes)."""
+        (with none, it sleeps until one subscribes), as often as the most eager asked."""
         while True:
             if not self.bus.subscriber_count:
                 await self.bus.activity().wait()
                 continue
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.bus.metrics_interval())
             if not self.bus.subscriber_count:
                 continue
             sup = self.supervisor
@@ -227,12 +227,12 @@ class Daemon:
                 "process_metrics",
                 {
                     "processes": [
-                        {
+                        {  # the names of PMDaemon's api/websocket-api.md
                             "id": p.id,
                             "name": p.spec.name,
-                            "cpu_usage": round(p.cpu_usage, 1),
-                            "memory_usage": p.memory_usage,
-                            "uptime_seconds": int(p.uptime_seconds()),
+                            "cpu": round(p.cpu_usage, 1),
+                            "memory": p.memory_usage,
+                            "uptime": int(p.uptime_seconds() * 1000),  # milliseconds
                             "restarts": p.restarts,
                         }
                         for p in sup.sorted()

@@ -18,11 +18,16 @@ class Event:
     encoded: dict[str, str] = field(default_factory=dict, compare=False)
 
 
+DEFAULT_METRICS_INTERVAL = 2.0
+MIN_METRICS_INTERVAL = 0.5
+
+
 class Subscription:
     def __init__(self, bus: EventBus, maxsize: int) -> None:
         self._bus = bus
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self.dropped = False
+        self.metrics_interval = DEFAULT_METRICS_INTERVAL  # what this subscriber asked for
 
     async def get(self) -> Event | None:
         """The next event, or None once this subscriber was dropped or closed."""
@@ -77,3 +82,9 @@ class EventBus:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    def metrics_interval(self) -> float:
+        """Seconds between metrics broadcasts: the shortest any subscriber asked for."""
+        return min(
+            (s.metrics_interval for s in self._subscribers), default=DEFAULT_METRICS_INTERVAL
+        )

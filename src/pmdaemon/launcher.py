@@ -4,12 +4,15 @@ a session of its own."""
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from pmdaemon.errors import SpawnError
 from pmdaemon.logpipes import Outputs
@@ -41,16 +44,25 @@ def command_line(spec: ProcessSpec, env: Mapping[str, str]) -> list[str]:
         script, args = words[0], words[1:] + args
         path = os.path.join(spec.cwd, os.path.expanduser(script))
     interpreter = spec.interpreter
-    if interpreter and interpreter != "none":
+    extra = list(spec.interpreter_args)
+    if interpreter == "none":  # PM2's and PMDaemon's "run the file itself"
+        if os.path.isfile(path):
+            if not os.access(path, os.X_OK):
+                raise SpawnError(
+                    f"script {script!r} is not executable: with interpreter none the file is "
+                    f"run itself (chmod +x it, or name an interpreter)"
+                )
+            return [path, *args]
+    elif interpreter:
         if not os.path.isfile(path):
             raise SpawnError(f"script {script!r} not found in {spec.cwd}")
-        return [_resolve_interpreter(interpreter, env, spec.cwd), path, *args]
-    if os.path.isfile(path):
-        if os.access(path, os.X_OK):
-            return [path, *args]
+        return [_resolve_interpreter(interpreter, env, spec.cwd), *extra, path, *args]
+    elif os.path.isfile(path):
         ext = os.path.splitext(path)[1].lower()
+        if os.access(path, os.X_OK) and not (extra and ext in INTERPRETERS):
+            return [path, *args]
         if ext in INTERPRETERS:
-            return [_resolve_interpreter(INTERPRETERS[ext], env, spec.cwd), path, *args]
+            return [_resolve_interpreter(INTERPRETERS[ext], env, spec.cwd), *extra, path, *args]
         raise SpawnError(
             f"script {script!r} is not executable and has no known extension "
             f"({', '.join(INTERPRETERS)}): make it executable or set an interpreter"
@@ -102,11 +114,57 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
+class Account(NamedTuple):
+    """Who the child runs as: uid, gid and supplementary groups (None: the daemon's)."""
+
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[int] | None = None
+
+
+NOBODY_ELSE = Account()  # the daemon's own account
+
+
+def account(user: str | None, group: str | None) -> Account:
+    """The account of ``user`` / ``group`` (names or numeric ids), or SpawnError saying
+    why the daemon cannot run a process as them."""
+    if user is None and group is None:
+        return NOBODY_ELSE
+    uid = gid = None
+    name = None
+    if user is not None:
+        try:
+            entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+        except KeyError:
+            raise SpawnError(f"user {user!r} does not exist on this machine") from None
+        uid, gid, name = entry.pw_uid, entry.pw_gid, entry.pw_name
+    if group is not None:
+        try:
+            gid = (grp.getgrnam(group) if not group.isdigit() else grp.getgrgid(int(group))).gr_gid
+        except KeyError:
+            raise SpawnError(f"group {group!r} does not exist on this machine") from None
+    if os.geteuid() != 0 and (
+        (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
+    ):
+        raise SpawnError(
+            f"cannot run as {'user ' + repr(user) if uid is not None else 'group ' + repr(group)}: "
+            f"the daemon runs as uid {os.geteuid()}, and only a daemon run by root can run "
+            "processes as another user or group"
+        )
+    groups = None
+    if os.geteuid() == 0 and name is not None and gid is not None:
+        groups = os.getgrouplist(name, gid)
+    elif os.geteuid() == 0:
+        groups = []
+    return Account(uid, gid, groups)
+
+
 def spawn(
-    argv: list[str], cwd: str, env: Mapping[str, str], outputs: Outputs
+    argv: list[str], cwd: str, env: Mapping[str, str], outputs: Outputs, who: Account = NOBODY_ELSE
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session with stdout and stderr on ``outputs`` (the log
-    keeper's pipes or the log files). The child's ends are closed here either way."""
+    keeper's pipes or the log files), as ``who``. The child's ends are closed here either
+    way."""
     try:
         if not os.path.isdir(cwd):
             raise SpawnError(f"working directory {cwd!r} does not exist")
@@ -119,6 +177,9 @@ def spawn(
             stderr=outputs.stderr,
             start_new_session=True,
             close_fds=True,
+            user=who.uid,
+            group=who.gid,
+            extra_groups=who.groups,
         )
     except OSError as exc:
         raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror}") from None

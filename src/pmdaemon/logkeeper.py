@@ -249,9 +249,12 @@ def flush_file(path: str) -> None:
 class Source:
     """One pipe: its read end and a line not yet complete."""
 
-    def __init__(self, fd: int, target: LogFile, key: tuple[int, int]) -> None:
+    def __init__(
+        self, fd: int, target: LogFile, key: tuple[int, int], also: LogFile | None = None
+    ) -> None:
         self.fd = fd
         self.target = target
+        self.also = also  # the combined log (log_file) that gets every line too
         self.key = key
         self.pending = b""
         self.pending_since = 0.0
@@ -271,6 +274,8 @@ class Source:
             buf, start, end = out, 0, len(out)
         self.mid_line = buf[end - 1] != NEWLINE
         self.target.write(buf, start, end)
+        if self.also is not None:
+            self.also.write(buf, start, end)
 
     def feed(self, buf: bytearray, size: int, now: float) -> None:
         """Take ``buf[:size]`` just read: complete lines are written now, a trailing
@@ -444,8 +449,12 @@ class Keeper:
             keys.append((st.st_dev, st.st_ino))
         targets: list[LogFile] = []
         opened: dict[str, LogFile] = {}
+        combined = message.get("combined")
+        if combined in {p for _, p in pipes}:  # the same file twice would get every line twice
+            combined = None
+        paths = [p for _, p in pipes] + ([str(combined)] if combined else [])
         try:  # everything that can fail comes before anything is registered
-            for _, path in pipes:
+            for path in paths:
                 target = self.files.get(path) or opened.get(path)
                 if target is None:
                     target = LogFile(path, max_size, max_files, stamp)  # type: ignore[arg-type]
@@ -460,18 +469,24 @@ class Keeper:
                 other.close()
             raise
         self.files.update(opened)
+        also = targets.pop() if combined else None
         for (fd, _), key, target in zip(pipes, keys, targets, strict=True):
             if key in self.pipes:  # already read here (a re-adopted process): one reader only
                 os.close(fd)
                 continue
             os.set_blocking(fd, False)
-            source = Source(fd, target, key)
+            source = Source(fd, target, key, also)
+            if also is not None:
+                also.sources += 1
             with contextlib.suppress(OSError):
                 source.capacity = fcntl.fcntl(fd, F_GETPIPE_SZ)
             target.sources += 1
             self.sources[fd] = source
             self.pipes[key] = source
             self.sel.register(fd, selectors.EVENT_READ, "pipe")
+        if also is not None and also.sources == 0:  # every pipe was read here already
+            also.close()
+            del self.files[also.path]
 
     # -- pipes ----------------------------------------------------------------------------
 
@@ -481,6 +496,7 @@ class Keeper:
         if (
             target.stamper is None
             and target.sources == 1
+            and source.also is None
             and not source.pending
             and _available(fd) >= SPLICE_MIN
         ):
@@ -528,10 +544,13 @@ class Keeper:
         target = source.target
         if source.capacity > BIG_PIPE // 2:
             self.grown = max(0, self.grown - source.capacity)
-        target.sources -= 1
-        if target.sources == 0:
-            target.close()
-            del self.files[target.path]
+        for done in (target, source.also):
+            if done is None:
+                continue
+            done.sources -= 1
+            if done.sources == 0:
+                done.close()
+                del self.files[done.path]
 
     def next_timeout(self, now: float) -> float | None:
         waits = [s.pending_since + PARTIAL_FLUSH - now for s in self.partial if s.pending]

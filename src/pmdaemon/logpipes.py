@@ -40,13 +40,15 @@ class LogSettings:
     max_size: int
     max_files: int
     stamp: Parts | None
+    combined: str | None = None  # log_file: every line of both streams, in the keeper only
 
     @classmethod
     def of(cls, spec: ProcessSpec) -> LogSettings:
         stamp = None
         if spec.time or spec.log_date_format:
             stamp = compile_format(spec.log_date_format or DEFAULT_FORMAT)
-        return cls(spec.max_log_size, spec.max_log_files, stamp)
+        combined = os.path.join(spec.cwd, spec.log_file) if spec.log_file else None
+        return cls(spec.max_log_size, spec.max_log_files, stamp, combined)
 
 
 @dataclass
@@ -278,6 +280,8 @@ class KeeperLogs(DirectLogs):
             "max_files": settings.max_files,
             "stamp": settings.stamp,
         }
+        if settings.combined:
+            message["combined"] = settings.combined
         if len(streams) == 1 or not self.batch:
             for stream in streams:
                 self._exchange(

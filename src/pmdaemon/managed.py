@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmdaemon import launcher, proctree
+from pmdaemon import __version__, launcher, proctree
 from pmdaemon.errors import InvalidTransition, OperationFailed, ProcessNotFound, SpawnError
 from pmdaemon.health import run_check
 from pmdaemon.logpipes import DirectLogs, KeeperRefused, LogSettings, Outputs, Stream
@@ -53,20 +53,30 @@ class HealthState:
     last_error: str | None = None
     failures: int = 0  # consecutive
     output: tuple[str, ...] = ()
+    total_checks: int = 0  # of this run
+    successful_checks: int = 0
     healthy: asyncio.Event = field(default_factory=asyncio.Event)
 
     def view(self, check: HealthCheck) -> dict[str, Any]:
+        """The check and what it found, in the names of PMDaemon's api/rest-api.md."""
         return {
-            "type": check.type,
-            "target": check.url or check.script,
+            "enabled": check.enabled,
+            "check_type": check.type,
+            "url": check.url,
+            "script": check.script,
             "interval": check.interval,
             "timeout": check.timeout,
             "retries": check.retries,
             "status": self.status,
             "last_check": format_timestamp(self.last_check_at) if self.last_check_at else None,
-            "response_time_ms": self.response_ms,
+            "response_time": None if self.response_ms is None else round(self.response_ms),
             "last_error": self.last_error,
             "consecutive_failures": self.failures,
+            "total_checks": self.total_checks,
+            "successful_checks": self.successful_checks,
+            "success_rate": round(100 * self.successful_checks / self.total_checks, 1)
+            if self.total_checks
+            else None,
             "output": list(self.output),
         }
 
@@ -155,6 +165,7 @@ class ManagedProcess:
         self._health_task: asyncio.Task[None] | None = None
         self.on_health: HealthHook | None = None
         self._run_env: dict[str, str] = {}
+        self._account = launcher.Account()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unhealthy_starts = 0  # consecutive runs restarted before their first success
         self.last_exit = ExitRecord(record.exit_code, record.exit_signal)  # kept across runs
@@ -162,16 +173,21 @@ class ManagedProcess:
     # -- views --------------------------------------------------------------------------
 
     @property
+    def _log_name(self) -> str:
+        """Whose default log files: the group's own with merge_logs, else the process's."""
+        return self.group if self.group and self.spec.merge_logs else self.spec.name
+
+    @property
     def out_log(self) -> Path:
         if self.spec.out_file:
             return Path(self.spec.cwd, self.spec.out_file)
-        return self._home.out_log(self.spec.name)
+        return self._home.out_log(self._log_name)
 
     @property
     def error_log(self) -> Path:
         if self.spec.error_file:
             return Path(self.spec.cwd, self.spec.error_file)
-        return self._home.error_log(self.spec.name)
+        return self._home.error_log(self._log_name)
 
     @property
     def port(self) -> int | None:
@@ -218,6 +234,11 @@ class ManagedProcess:
             "name": self.spec.name,
             "id": self.id,
             "message": message,
+            # PMDaemon's names (api/websocket-api.md's log_message)
+            "process": self.spec.name,
+            "instance": self.instance,
+            "stream": "stdout" if stream == "out" else "stderr",
+            "level": "info" if stream == "out" else "error",
         }
 
     def record(self) -> ProcessRecord:
@@ -254,12 +275,20 @@ class ManagedProcess:
         if self.spec.env_file:
             env.update(launcher.read_env_file(Path(self.spec.cwd, self.spec.env_file)))
         env.update(self.spec.env)
+        var = self.spec.increment_var
+        if var is not None and var in self.spec.env and not (var == "PORT" and self.port):
+            env[var] = str(int(self.spec.env[var]) + self.instance)  # PM2's increment_var
         if self.port is not None:
             env["PORT"] = str(self.port)  # an assigned port wins over PORT in env
+        if self.spec.instance_var:
+            env[self.spec.instance_var] = str(self.instance)
         env.update(
             PMDAEMON_HOME=str(self._home.root),  # as PM2_HOME: `pmdaemon` run by the app
             PMDAEMON_ID=str(self.id),
             PMDAEMON_NAME=self.spec.name,
+            PMDAEMON_PROCESS_ID=str(self.id),  # PMDaemon's names for the same two
+            PMDAEMON_PROCESS_NAME=self.spec.name,
+            PMDAEMON_VERSION=__version__,
             PMDAEMON_INSTANCE=str(self.instance),
             PMDAEMON_NAMESPACE=self.spec.namespace,
             PM2_INSTANCE_ID=str(self.instance),
@@ -292,6 +321,7 @@ class ManagedProcess:
         try:
             env = self.environment()
             argv = launcher.command_line(self.spec, env)
+            self._account = launcher.account(self.spec.user, self.spec.group)
             popen, outputs = self._launch(argv, env, again=again, check=check)
             try:
                 pidfd = os.pidfd_open(popen.pid)
@@ -327,7 +357,7 @@ class ManagedProcess:
         outputs = self._open_outputs(check=check, later=again)
         self.log_starts = {"out": _size(self.out_log), "error": _size(self.error_log)}
         try:
-            popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
+            popen = launcher.spawn(argv, self.spec.cwd, env, outputs, self._account)
         except SpawnError:
             self._logs.release(outputs.streams)
             raise
@@ -351,7 +381,7 @@ class ManagedProcess:
                 exc,
             )
             outputs = self._open_outputs(direct=True)
-            popen = launcher.spawn(argv, self.spec.cwd, env, outputs)
+            popen = launcher.spawn(argv, self.spec.cwd, env, outputs, self._account)
         except BaseException as exc:  # never leave a child nobody watches
             _end_at_once(popen)
             self._logs.release(outputs.streams)
@@ -390,6 +420,33 @@ class ManagedProcess:
         self._pidfd = os.pidfd_open(pid) if pidfd is None else pidfd
         asyncio.get_running_loop().add_reader(self._pidfd, self._on_exit)
         self.health = HealthState() if self._check() is not None else None
+        self._write_pid_file(pid)
+
+    @property
+    def pid_file(self) -> Path | None:
+        return Path(self.spec.cwd, self.spec.pid_file) if self.spec.pid_file else None
+
+    def _write_pid_file(self, pid: int) -> None:
+        """pid_file holds the PID of the current run (written whole, by a rename)."""
+        path = self.pid_file
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            partial.write_text(f"{pid}\n")
+            partial.replace(path)
+        except OSError as exc:
+            log.warning("%s: cannot write pid_file %s: %s", self.spec.name, path, exc)
+
+    def _remove_pid_file(self, pid: int | None) -> None:
+        """Remove pid_file once its run ended, unless it names another PID by then."""
+        path = self.pid_file
+        if path is None or pid is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            if int(path.read_text().strip() or "0") == pid:
+                path.unlink()
 
     def adopt(self, pid: int, ticks: int | None, started_at: float | None) -> bool:
         """Watch a child left running by a previous daemon instead of starting a new one."""
@@ -438,6 +495,7 @@ class ManagedProcess:
         finally:
             run_time = time.monotonic() - self._started_mono
             self._stop_health_checks()
+            self._remove_pid_file(self.pid)
             self.pid = None
             self.pid_start_ticks = None
             self._popen = None
@@ -629,6 +687,8 @@ class ManagedProcess:
             if self.pid != pid or self.state != ProcessState.ONLINE:
                 return
             state.last_check_at = time.time()
+            state.total_checks += 1
+            state.successful_checks += result.ok
             state.response_ms = result.response_ms
             state.output = result.output
             previous = state.status

@@ -995,6 +995,9 @@ def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
         )
     check_instance_ports(instances, values.get("port"))
     check_increment(values)
+    if values.get("increment_var") == "PORT" and values.get("port") is None:
+        first = int(values["env"]["PORT"])  # PM2's way to give instances ports: one each
+        values["port"] = str(first) if instances == 1 else f"{first}-{first + instances - 1}"
     return ProcessSpec(**values)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from pmdaemon import portalloc, proctree
+from pmdaemon import launcher, portalloc, proctree
 from pmdaemon.errors import (
     DaemonStopping,
     InvalidInput,
@@ -26,6 +26,7 @@ from pmdaemon.errors import (
     ProcessExists,
     ProcessNotFound,
     ReloadStopped,
+    SpawnError,
 )
 from pmdaemon.events import EventBus
 from pmdaemon.logpipes import DirectLogs
@@ -33,6 +34,7 @@ from pmdaemon.managed import ManagedProcess
 from pmdaemon.model import Desired, ProcessSpec, ProcessState
 from pmdaemon.paths import Home
 from pmdaemon.ports import PortKind, PortSpec, parse_port_spec
+from pmdaemon.redact import hide_arguments, hide_query
 from pmdaemon.specs import build_spec, validate_env
 from pmdaemon.store import ProcessRecord, StateFile, Store
 from pmdaemon.units import format_bytes
@@ -49,16 +51,29 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def instance_spec(spec: ProcessSpec, name: str, index: int, count: int) -> ProcessSpec:
-    """The spec of instance ``index``: its own name, and its own log files when the app
-    names them (app.log → app-0.log), so instances never share a log."""
+    """The spec of instance ``index``: its own name, and its own log and PID files when the
+    app names them (app.log → app-0.log), so instances never share a log unless the app
+    asks so with merge_logs."""
     changes: dict[str, Any] = {"name": name}
     if count > 1:
-        for key in ("out_file", "error_file"):
+        keys = ["pid_file"]
+        if not spec.merge_logs:
+            keys += ["out_file", "error_file", "log_file"]
+        for key in keys:
             path = getattr(spec, key)
             if path:
                 stem, ext = os.path.splitext(path)
                 changes[key] = f"{stem}-{index}{ext}"
     return msgspec.structs.replace(spec, **changes)
+
+
+def check_account(spec: ProcessSpec) -> None:
+    """InvalidInput when the daemon cannot run ``spec`` as its user and group."""
+    try:
+        launcher.account(spec.user, spec.group)
+    except SpawnError as exc:
+        field = "user" if "user" in exc.message.split(":")[0] else "group"
+        raise InvalidInput(exc.message, {"field": field}) from None
 
 
 class Supervisor:
@@ -89,6 +104,8 @@ class Supervisor:
         self._memory_restarts: set[int] = set()
         self._pending_ports: dict[int, str] = {}  # override ports held during an operation
         self._app_locks: dict[str, asyncio.Lock] = {}
+        self._starting: dict[int, float] = {}  # when each process began its start
+        self._online_restarts: dict[int, int] = {}  # restarts at each one's last start
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- persistence ----------------------------------------------------------------------
@@ -147,32 +164,79 @@ class Supervisor:
         return proc
 
     def _health_changed(self, proc: ManagedProcess, previous: str | None) -> None:
+        """health_update in the names of PMDaemon's api/websocket-api.md."""
         health = proc.health
+        check = proc.spec.health_check
+        status = health.status if health else None
         self.bus.publish(
             "health_update",
             {
                 "id": proc.id,
-                "name": proc.spec.name,
-                "health_status": health.status if health else None,
-                "previous_health_status": previous,
+                "process": proc.spec.name,
+                "status": status,
+                "previous_status": previous,
+                "check_type": check.type if check else None,
                 "error": health.last_error if health else None,
-                "response_time_ms": health.response_ms if health else None,
+                "details": {  # goes to TCP clients: never a query string or an argument
+                    "url": hide_query(check.url) if check else None,
+                    "script": hide_arguments(check.script) if check else None,
+                    "response_time": round(health.response_ms)
+                    if health and health.response_ms is not None
+                    else None,
+                },
             },
+        )
+        if status == "unhealthy":
+            self._event(proc, "health_check_failed", error=health.last_error if health else None)
+
+    def _event(self, proc: ManagedProcess, event: str, **details: Any) -> None:
+        """A process_event (PMDaemon's lifecycle events: started, stopped, crashed,
+        restarted, health_check_failed, memory_limit_exceeded)."""
+        self.bus.publish(
+            "process_event",
+            {"event": event, "process": proc.spec.name, "id": proc.id, "details": details},
         )
 
     def _changed(self, proc: ManagedProcess, previous: ProcessState, reason: str | None) -> None:
+        new = proc.state
         self.bus.publish(
             "process_status",
             {
                 "id": proc.id,
                 "name": proc.spec.name,
-                "status": proc.state.value,
+                "status": new.value,
                 "previous_status": previous.value,
                 "pid": proc.pid,
                 "port": proc.port,
                 "reason": reason,
             },
         )
+        if new == ProcessState.STARTING:
+            self._starting[proc.id] = time.monotonic()
+        elif new == ProcessState.ONLINE and previous == ProcessState.STARTING:
+            began = self._starting.pop(proc.id, None)
+            restarted = self._online_restarts.get(proc.id, proc.restarts) != proc.restarts
+            self._online_restarts[proc.id] = proc.restarts
+            self._event(
+                proc,
+                "restarted" if restarted else "started",
+                pid=proc.pid,
+                port=proc.port,
+                startup_time=None if began is None else round((time.monotonic() - began) * 1000),
+            )
+        elif new == ProcessState.STOPPED and previous in (
+            ProcessState.STOPPING,
+            ProcessState.ONLINE,
+        ):
+            # an exit the policy takes as a stop (autorestart off, a stop_exit_code) too
+            self._event(proc, "stopped", exit_code=proc.exit_code, signal=proc.exit_signal)
+        elif previous == ProcessState.ONLINE and new in (
+            ProcessState.RESTARTING,
+            ProcessState.ERRORED,
+        ):
+            self._event(
+                proc, "crashed", reason=reason, exit_code=proc.exit_code, signal=proc.exit_signal
+            )
         self._schedule_save()
 
     # -- lookup ---------------------------------------------------------------------------
@@ -247,7 +311,7 @@ class Supervisor:
                 id=-1,
                 spec=instance_spec(spec, name, i, count),
                 base_env=dict(base_env),
-                desired=Desired.RUNNING,
+                desired=Desired.RUNNING if spec.enabled else Desired.STOPPED,
                 created_at=now,
                 group=spec.name if count > 1 else None,
                 instance=i,
@@ -270,7 +334,11 @@ class Supervisor:
         """Start an app's instances. A single process that cannot spawn stays as errored
         (with the reason). A cluster registered by this request is all or nothing: on any
         failure its records are dropped (and saved) first, then every instance is stopped,
-        and the error raised. Instances that existed before are never removed here."""
+        and the error raised. Instances that existed before are never removed here. A new
+        app that is not enabled (PMDaemon's instances 0) is registered, stopped."""
+        procs = [p for p in procs if p.spec.enabled]
+        if not procs:
+            return
         if not fresh or (len(procs) == 1 and procs[0].group is None):
             await self.each(procs, lambda p: p.start(), persist=False)
             return
@@ -291,6 +359,7 @@ class Supervisor:
         why) and SpawnError raised; a cluster that cannot fully start leaves nothing."""
         self._refuse_if_closing()
         spec = build_spec(config, default_cwd=cwd)
+        check_account(spec)
         base_env = validate_env(base_env, "the captured environment")
         records = self._plan(spec, base_env, self.held_ports())
         procs = self._register(records)
@@ -314,6 +383,7 @@ class Supervisor:
         for index, config in enumerate(configs):
             try:
                 specs.append(build_spec(config, default_cwd=cwd))
+                check_account(specs[-1])
             except InvalidInput as exc:
                 raise InvalidInput(f"apps[{index}]: {exc.message}", exc.details) from None
         names = [spec.name for spec in specs]
@@ -333,7 +403,10 @@ class Supervisor:
         self.save()
         failures: list[tuple[str, str]] = []
 
-        async def start(name: str, procs: list[ManagedProcess], fresh: bool) -> None:
+        async def start(spec: ProcessSpec, procs: list[ManagedProcess], fresh: bool) -> None:
+            if not spec.enabled:  # the file says instances 0: it is not to run
+                return
+            name = spec.name
             try:
                 await self._start_app(procs, fresh=fresh)
             except PmdError as exc:
@@ -341,7 +414,7 @@ class Supervisor:
 
         await asyncio.gather(
             *(
-                start(spec.name, procs, plan is not None)
+                start(spec, procs, plan is not None)
                 for spec, procs, plan in zip(specs, apps, plans, strict=True)
             )
         )
@@ -794,6 +867,7 @@ class Supervisor:
             f"memory limit (used {format_bytes(proc.memory_usage)} > limit {format_bytes(limit)})"
         )
         log.warning("%s (id %d): %s", proc.spec.name, proc.id, reason)
+        self._event(proc, "memory_limit_exceeded", memory=proc.memory_usage, limit=limit)
 
         async def restart() -> None:
             try:

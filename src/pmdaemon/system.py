@@ -10,6 +10,8 @@ from typing import Any
 
 import psutil
 
+from pmdaemon.units import format_timestamp, format_uptime
+
 
 class SystemSampler:
     """CPU usage is a rate: ``tick()`` (called by the daemon's sampling loop while someone
@@ -45,23 +47,32 @@ class SystemSampler:
                 "total": disk.total,
                 "used": disk.used,
                 "free": disk.free,
-                "percent": disk.percent,
+                "usage_percent": disk.percent,
             }
         except OSError:
-            disk_view = {"total": None, "used": None, "free": None, "percent": None}
-        return {
+            disk_view = {"total": None, "used": None, "free": None, "usage_percent": None}
+        load = [round(x, 2) for x in os.getloadavg()]
+        up = int(time.time() - psutil.boot_time())
+        return {  # the names of PMDaemon's api/rest-api.md, with features/web-api.md's `load`
             "hostname": socket.gethostname(),
             "platform": platform.system().lower(),
             "arch": platform.machine(),
-            "cpu": {"cores": psutil.cpu_count() or 1, "usage": self.cpu_usage},
-            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "uptime": format_uptime(up),
+            "uptime_seconds": up,
+            "timestamp": format_timestamp(time.time()),
+            "cpu": {
+                "cores": psutil.cpu_count() or 1,
+                "usage": self.cpu_usage,
+                "load_average": load,
+            },
+            "load": dict(zip(("one", "five", "fifteen"), load, strict=True)),
             "memory": {
                 "total": mem.total,
                 "used": mem.total - mem.available,
                 "free": mem.available,
-                "percent": mem.percent,
+                "available": mem.available,
+                "usage_percent": mem.percent,
             },
             "disk": disk_view,
-            "uptime_seconds": int(time.time() - psutil.boot_time()),
             "processes": counts,
         }

@@ -371,7 +371,7 @@ def test_cluster_log_files_are_per_instance(pmd: Pmd, tmp_path: Path) -> None:
     first = free_range(2)
     cluster(pmd, "web", 2, f"{first}-{first + 1}", "--out-file", str(tmp_path / "lg.log"))
     info = pmd.json("info", "web")
-    assert [p["logs"]["out"] for p in info] == [
+    assert [p["logs"]["out_file"] for p in info] == [
         str(tmp_path / "lg-0.log"),
         str(tmp_path / "lg-1.log"),
     ]

@@ -89,7 +89,8 @@ def test_environment_arguments_and_cwd(pmd: Pmd, tmp_path: Path) -> None:
     assert dump["cwd"] == str(workdir)
     info = pmd.proc("envy")
     assert info["namespace"] == "team"
-    assert info["config"]["env"] == ["EXTRA", "PORT_LIKE"]  # names only, never values
+    # names only, never values
+    assert info["config"]["env"] == {"EXTRA": "<hidden>", "PORT_LIKE": "<hidden>"}
     assert "x=y" not in json.dumps(info)
 
 

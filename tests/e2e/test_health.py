@@ -42,7 +42,7 @@ def test_http_check_healthy_unhealthy_restart_healthy(pmd: Pmd, tmp_path: Path) 
         lambda: (p := pmd.proc("h"))["health_status"] == "healthy" and p, what="healthy"
     )
     assert info["health_check"]["consecutive_failures"] == 0
-    assert info["health_check"]["response_time_ms"] is not None
+    assert info["health_check"]["response_time"] is not None
     old_pid = info["pid"]
     before = len(checks_logged(pmd, "h"))
     status.write_text("500")
@@ -284,12 +284,13 @@ def test_health_updates_reach_websocket_clients(
                 if message["type"] != "health_update":
                     continue
                 updates.append(message["data"])
-                if message["data"]["health_status"] == "healthy" and len(updates) == 1:
+                if message["data"]["status"] == "healthy" and len(updates) == 1:
                     status.write_text("500")
-                if message["data"]["health_status"] == "unhealthy":
+                if message["data"]["status"] == "unhealthy":
                     return updates
 
     updates = asyncio.run(main())
-    assert [u["health_status"] for u in updates] == ["healthy", "unhealthy"]
-    assert updates[1]["previous_health_status"] == "healthy"
+    assert [u["status"] for u in updates] == ["healthy", "unhealthy"]
+    assert updates[1]["previous_status"] == "healthy" and updates[1]["process"] == "h"
+    assert updates[1]["check_type"] == "http"
     assert updates[1]["error"] == "HTTP 500"

@@ -98,11 +98,14 @@ def test_system_view_matches_the_host(pmd: Pmd, web: Callable[..., Web]) -> None
     assert system["arch"] == os.uname().machine
     assert system["cpu"]["cores"] == psutil.cpu_count()
     assert 0 <= system["cpu"]["usage"] <= 100
-    assert len(system["load_average"]) == 3 and all(x >= 0 for x in system["load_average"])
+    load = system["cpu"]["load_average"]
+    assert len(load) == 3 and all(x >= 0 for x in load)
+    assert [system["load"][k] for k in ("one", "five", "fifteen")] == load
     mem = psutil.virtual_memory()
     assert system["memory"]["total"] == mem.total
     assert 0 < system["memory"]["used"] < mem.total
-    assert 0 <= system["memory"]["percent"] <= 100
+    assert 0 <= system["memory"]["usage_percent"] <= 100
+    assert system["memory"]["available"] == system["memory"]["free"]
     disk = psutil.disk_usage("/")
     assert system["disk"]["total"] == disk.total
     assert abs(system["disk"]["used"] - disk.used) < 1024**3

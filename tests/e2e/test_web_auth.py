@@ -391,7 +391,7 @@ def test_environment_values_never_cross_tcp(pmd: Pmd, web: Callable[..., Web]) -
         for path in ("/api/processes", "/api/processes/envy", "/api/processes/all")
     ]
     assert all(secret not in t and "shell-secret-88" not in t for t in texts)
-    assert json.loads(texts[1])["config"]["env"] == ["DB_PASS"]
+    assert json.loads(texts[1])["config"]["env"] == {"DB_PASS": "<hidden>"}
 
 
 def test_web_attaches_to_a_running_daemon_without_restarting(

@@ -155,9 +155,9 @@ def test_ws_periodic_metrics_and_messages(pmd: Pmd, web: Callable[..., Web]) -> 
                     assert set(entry) >= {
                         "id",
                         "name",
-                        "cpu_usage",
-                        "memory_usage",
-                        "uptime_seconds",
+                        "cpu",
+                        "memory",
+                        "uptime",
                         "restarts",
                     }
             for raw, expected in (
@@ -360,6 +360,10 @@ def test_ws_log_subscriptions_need_the_key(pmd: Pmd, web: Callable[..., Web]) ->
                 "type": "out",
                 "message": "got SIGUSR1",
                 "timestamp": None,
+                "process": "p",
+                "instance": 0,
+                "stream": "stdout",
+                "level": "info",
             }
             await ws.send(json.dumps({"type": "unsubscribe", "logs": ["p"]}))
             await next_of(ws, {"unsubscribed"})

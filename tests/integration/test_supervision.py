@@ -62,18 +62,28 @@ def test_crash_restart_is_event_driven_and_publishes_states(tmp_path: Path) -> N
         os.kill(old, signal.SIGKILL)
         await until(lambda: proc.pid not in (None, old), what="new pid")
         assert proc.restarts == 1 and proc.last_restart_reason == "killed by SIGKILL"
-        seen = []
+        seen, lifecycle = [], []
         while not events.queue.empty():
             event = events.queue.get_nowait()
             assert event is not None
-            seen.append(event.data["status"])
+            if event.type == "process_status":
+                seen.append(event.data["status"])
+            else:  # PMDaemon's process_event, with what its details name
+                assert event.type == "process_event" and event.data["process"] == "p"
+                lifecycle.append((event.data["event"], sorted(event.data["details"])))
         assert seen == ["starting", "online", "restarting", "starting", "online"]
+        assert lifecycle == [
+            ("started", ["pid", "port", "startup_time"]),
+            ("crashed", ["exit_code", "reason", "signal"]),
+            ("restarted", ["pid", "port", "startup_time"]),
+        ]
         await sup.restart("p")  # a manual restart says why on its transitions too
         reasons = []
         while not events.queue.empty():
             event = events.queue.get_nowait()
             assert event is not None
-            reasons.append((event.data["status"], event.data["reason"]))
+            if event.type == "process_status":
+                reasons.append((event.data["status"], event.data["reason"]))
         assert ("stopping", "manual") in reasons and ("starting", "manual") in reasons
         await sup.shutdown()
         assert not alive(proc.pid or old)

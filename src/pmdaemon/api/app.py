@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from starlette.applications import Starlette
@@ -27,13 +26,15 @@ from pmdaemon import __version__, logfiles
 from pmdaemon.api import metrics, ui
 from pmdaemon.api.auth import Access, AuthMiddleware, SecurityHeadersMiddleware, WebOptions
 from pmdaemon.api.errors import http_error, internal_error, json_response, pmd_error
+from pmdaemon.api.ratelimit import RateLimitMiddleware
 from pmdaemon.errors import InvalidInput, PmdError
-from pmdaemon.managed import ManagedProcess
+from pmdaemon.managed import HealthState, ManagedProcess
 from pmdaemon.model import ProcessState
+from pmdaemon.redact import HIDDEN, hide_arguments, hide_query
 from pmdaemon.specs import inert_warnings, port_value
 from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
-from pmdaemon.units import format_timestamp
+from pmdaemon.units import format_timestamp, shown
 
 MAX_BODY = 1024 * 1024
 # The control socket carries captured environments, which can be large (the kernel allows
@@ -100,30 +101,6 @@ def _str_map(value: Any, field: str) -> dict[str, str]:
     return value
 
 
-HIDDEN = "<hidden>"
-
-
-def hide_arguments(command: str | None) -> str | None:
-    """A command line shown without its arguments (which can carry secrets)."""
-    if command is None or not command.strip():
-        return command
-    program, _, rest = command.strip().partition(" ")
-    return f"{program} {HIDDEN}" if rest.strip() else program
-
-
-def hide_query(url: str | None) -> str | None:
-    """A URL shown without credentials or query (where tokens travel)."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "") if parts.netloc else ""
-    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    return shown + (f"?{HIDDEN}" if parts.query else "")
-
-
 def redact(view: dict[str, Any]) -> dict[str, Any]:
     """What the TCP API shows of a process's command line: the program, never its
     arguments, and health check URLs without their query. The owner sees everything
@@ -136,9 +113,9 @@ def redact(view: dict[str, Any]) -> dict[str, Any]:
         check["url"] = hide_query(check.get("url"))
         check["script"] = hide_arguments(check.get("script"))
     shown_check = view.get("health_check")
-    if shown_check is not None and shown_check.get("target"):
-        target = shown_check["target"]
-        shown_check["target"] = hide_query(target) if "://" in target else hide_arguments(target)
+    if shown_check is not None:
+        shown_check["url"] = hide_query(shown_check["url"])
+        shown_check["script"] = hide_arguments(shown_check["script"])
     return view
 
 
@@ -148,7 +125,7 @@ def detail(proc: ManagedProcess, *, control: bool = True) -> dict[str, Any]:
     arguments are hidden too."""
     view = proc.view()
     spec = msgspec.structs.asdict(proc.spec)
-    spec["env"] = sorted(spec["env"])
+    spec["env"] = dict.fromkeys(sorted(spec["env"]), HIDDEN)
     if proc.spec.health_check is not None:
         spec["health_check"] = msgspec.structs.asdict(proc.spec.health_check)
     view["config"] = spec
@@ -160,19 +137,28 @@ def detail(proc: ManagedProcess, *, control: bool = True) -> dict[str, Any]:
     view["health_check"] = (
         None
         if check is None
-        else proc.health.view(check)
-        if proc.health is not None and proc.pid is not None
-        else {
-            "type": check.type,
-            "target": check.url or check.script,
-            "status": "unknown",
-            "enabled": check.enabled,
-        }
+        else (
+            proc.health if proc.health is not None and proc.pid is not None else HealthState()
+        ).view(check)
     )
     view["ready"] = proc.ready()
-    view["logs"] = {"out": str(proc.out_log), "error": str(proc.error_log)}
+    view["logs"] = {
+        "out_file": str(proc.out_log),
+        "error_file": str(proc.error_log),
+        "log_file": str(Path(proc.spec.cwd, proc.spec.log_file)) if proc.spec.log_file else None,
+    }
+    view["pid_file"] = str(proc.pid_file) if proc.pid_file else None
     view["restart_history"] = [msgspec.structs.asdict(r) for r in proc.history]
     return view if control else redact(view)
+
+
+def instance_count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1024:
+        raise InvalidInput(
+            f"invalid instances {shown(value)}: expected an integer from 1 to 1024",
+            {"field": "instances"},
+        )
+    return value
 
 
 def action_result(message: str, procs: list[ManagedProcess]) -> Response:
@@ -237,10 +223,35 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
 
     async def restart(request: Request) -> Response:
         body = await read_json(request, limit=limit)
-        only_fields(body, {"port", "env"} if control else {"port"})
+        only_fields(body, {"port", "env", "instances"} if control else {"port", "instances"})
         env = _str_map(body["env"], "env") if "env" in body else None
-        procs = await sup.restart(request.path_params["id"], env, port_of(body))
+        port = port_of(body)
+        ident = request.path_params["id"]
+        if "instances" in body:  # PMDaemon's features/web-api.md: restart at a new count
+            count = instance_count(body["instances"])
+            procs = sup.resolve(ident)
+            if procs[0].group is None and count > 1:
+                raise InvalidInput(
+                    f"cannot restart {ident!r} as {count} instances: it was started as one "
+                    "process; delete it and start it again with instances",
+                    {"field": "instances"},
+                )
+            if procs[0].group is not None and count != len(procs):
+                await sup.scale(ident, count)
+        procs = await sup.restart(ident, env, port)
         return action_result("Process restarted successfully", procs)
+
+    async def health(request: Request) -> Response:
+        procs = sup.resolve(request.path_params["id"])
+        shown = [
+            {
+                "process": p.spec.name,
+                "id": p.id,
+                "health": detail(p, control=control)["health_check"],
+            }
+            for p in procs
+        ]
+        return json_response(shown[0] if len(shown) == 1 else shown)
 
     async def reload(request: Request) -> Response:
         body = await read_json(request)
@@ -263,9 +274,11 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         procs = sup.resolve(ident)
         lines = _int_param(request, "lines", 20, 0, MAX_LOG_LINES)
         kind = request.query_params.get("type", "all")
+        kind = {"stdout": "out", "stderr": "error", "err": "error"}.get(kind, kind)
         if kind not in ("out", "error", "all"):
             raise InvalidInput(
-                f"invalid type {kind[:32]!r}: expected out, error or all", {"field": "type"}
+                f"invalid type {kind[:32]!r}: expected out, error or all (or stdout, stderr)",
+                {"field": "type"},
             )
         files = [item for p in procs for item in _log_files(p, kind)]
         if control and request.query_params.get("follow") in ("1", "true"):
@@ -281,7 +294,10 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
             for (p, t, _), tail in zip(files, tails, strict=True)
             for line in tail
         ]
-        return json_response({"logs": entries, "total_lines": len(entries)})
+        answer: dict[str, Any] = {"logs": entries, "total_lines": len(entries)}
+        if len(procs) == 1:
+            answer["process"] = procs[0].spec.name
+        return json_response(answer)
 
     routes: list[BaseRoute] = [
         Route("/api/processes", list_processes, methods=["GET"]),
@@ -292,6 +308,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         Route("/api/processes/{id}/restart", restart, methods=["POST"]),
         Route("/api/processes/{id}/reload", reload, methods=["POST"]),
         Route("/api/processes/{id}/logs", logs, methods=["GET"]),
+        Route("/api/processes/{id}/health", health, methods=["GET"]),
         Route("/api/logs/{id}", logs, methods=["GET"]),
     ]
     if not control:
@@ -348,12 +365,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
     async def scale(request: Request) -> Response:
         body = await read_json(request, required=True)
         only_fields(body, {"instances"})
-        count = body.get("instances")
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise InvalidInput(
-                "invalid instances: expected an integer from 1 to 1024", {"field": "instances"}
-            )
-        procs = await sup.scale(request.path_params["id"], count)
+        procs = await sup.scale(request.path_params["id"], instance_count(body.get("instances")))
         return action_result(f"Scaled to {len(procs)} instance(s)", procs)
 
     async def send_signal(request: Request) -> Response:
@@ -507,10 +519,13 @@ def build_web_app(
             )
         )
     app = starlette_app(routes)
-    # Outermost first: headers on every answer, then CORS (preflights need no key), then auth.
+    # Outermost first: headers on every answer, the rate limit, CORS (preflights need no
+    # key), then auth.
     inner: Any = AuthMiddleware(app, options)
     for item in reversed(middleware):
         inner = item.cls(inner, *item.args, **item.kwargs)
+    if options.rate_limit:
+        inner = RateLimitMiddleware(inner, options.rate_limit)
     return SecurityHeadersMiddleware(inner, options)
 
 

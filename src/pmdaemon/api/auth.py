@@ -148,6 +148,7 @@ class WebOptions:
     verbose: bool = False
     access_sink: Callable[[str], None] | None = None
     audit: AuditLog | None = None
+    rate_limit: int = 0  # requests a minute per client; 0: no limit
 
 
 UI_PREFIX = "/ui"

@@ -156,7 +156,7 @@ def render(sup: Supervisor, system: SystemSampler) -> str:
         "load average",
         [
             ({"period": period}, value)
-            for period, value in zip(("1m", "5m", "15m"), view["load_average"], strict=True)
+            for period, value in zip(("1m", "5m", "15m"), view["cpu"]["load_average"], strict=True)
         ],
     )
     return out.text()

@@ -77,8 +77,15 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "config": {
                         "type": "object",
-                        "description": "the configuration; env lists variable names only, and each "
-                        "argument of the command line shows as <hidden>",
+                        "description": "the configuration; env maps each variable name to "
+                        "<hidden> (values never leave the daemon), and over TCP each argument "
+                        "of the command line shows as <hidden>",
+                        "properties": {
+                            "env": {
+                                "type": "object",
+                                "additionalProperties": {"const": "<hidden>"},
+                            }
+                        },
                     },
                     "configured_port": NULLABLE_INT,
                     "desired_state": {"type": "string", "enum": ["running", "stopped"]},
@@ -86,8 +93,28 @@ SCHEMAS: dict[str, Any] = {
                     "exit_signal": NULLABLE_STR,
                     "health_check": {
                         "type": ["object", "null"],
-                        "description": "type, target, status, last_check, response_time_ms, "
-                        "last_error, consecutive_failures, output",
+                        "required": ["enabled", "check_type", "status"],
+                        "properties": {
+                            "enabled": {"type": "boolean"},
+                            "check_type": {"type": "string", "enum": ["http", "script"]},
+                            "url": NULLABLE_STR,
+                            "script": NULLABLE_STR,
+                            "interval": {"type": "number", "description": "seconds"},
+                            "timeout": {"type": "number", "description": "seconds"},
+                            "retries": {"type": "integer"},
+                            "status": {
+                                "type": "string",
+                                "enum": ["healthy", "unhealthy", "unknown"],
+                            },
+                            "last_check": NULLABLE_STR,
+                            "response_time": {
+                                "type": ["integer", "null"],
+                                "description": "milliseconds",
+                            },
+                            "last_error": NULLABLE_STR,
+                            "consecutive_failures": {"type": "integer"},
+                            "output": {"type": "array", "items": {"type": "string"}},
+                        },
                     },
                     "ready": {
                         "type": "boolean",
@@ -95,8 +122,17 @@ SCHEMAS: dict[str, Any] = {
                     },
                     "logs": {
                         "type": "object",
-                        "properties": {"out": {"type": "string"}, "error": {"type": "string"}},
+                        "required": ["out_file", "error_file"],
+                        "properties": {
+                            "out_file": {"type": "string"},
+                            "error_file": {"type": "string"},
+                            "log_file": {
+                                **NULLABLE_STR,
+                                "description": "stdout and stderr together (log_file)",
+                            },
+                        },
                     },
+                    "pid_file": NULLABLE_STR,
                     "restart_history": {
                         "type": "array",
                         "items": {
@@ -159,26 +195,62 @@ SCHEMAS: dict[str, Any] = {
             "hostname",
             "platform",
             "arch",
+            "uptime",
+            "uptime_seconds",
+            "timestamp",
             "cpu",
-            "load_average",
+            "load",
             "memory",
             "disk",
-            "uptime_seconds",
             "processes",
         ],
         "properties": {
             "hostname": {"type": "string"},
             "platform": {"type": "string"},
             "arch": {"type": "string"},
+            "uptime": {"type": "string", "examples": ["5d 12h"]},
+            "uptime_seconds": {"type": "integer"},
+            "timestamp": {"type": "string", "format": "date-time"},
             "cpu": {
                 "type": "object",
-                "properties": {"cores": {"type": "integer"}, "usage": {"type": "number"}},
+                "required": ["cores", "usage", "load_average"],
+                "properties": {
+                    "cores": {"type": "integer"},
+                    "usage": {"type": "number", "description": "percent of all cores"},
+                    "load_average": {
+                        "type": "array",
+                        "items": {"type": "number"},
+                        "minItems": 3,
+                        "maxItems": 3,
+                    },
+                },
             },
-            "load_average": {"type": "array", "items": {"type": "number"}},
-            "memory": {"type": "object"},
-            "disk": {"type": "object"},
-            "uptime_seconds": {"type": "integer"},
-            "processes": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "load": {
+                "type": "object",
+                "required": ["one", "five", "fifteen"],
+                "properties": {k: {"type": "number"} for k in ("one", "five", "fifteen")},
+            },
+            "memory": {
+                "type": "object",
+                "required": ["total", "used", "free", "available", "usage_percent"],
+                "properties": {
+                    k: {"type": "number" if k == "usage_percent" else "integer"}
+                    for k in ("total", "used", "free", "available", "usage_percent")
+                },
+            },
+            "disk": {
+                "type": "object",
+                "required": ["total", "used", "free", "usage_percent"],
+                "properties": {
+                    k: {"type": ["number" if k == "usage_percent" else "integer", "null"]}
+                    for k in ("total", "used", "free", "usage_percent")
+                },
+            },
+            "processes": {
+                "type": "object",
+                "required": ["total", "online", "stopped", "errored"],
+                "additionalProperties": {"type": "integer"},
+            },
         },
     },
     "Error": {

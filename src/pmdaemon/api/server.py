@@ -39,6 +39,7 @@ class WebConfig(msgspec.Struct, forbid_unknown_fields=True):
     ws_auth: bool = False
     insecure_no_auth: bool = False
     verbose: bool = False
+    rate_limit: int = 100  # requests a minute per client address (PMDaemon's); 0: none
 
 
 def check_config(config: WebConfig) -> None:
@@ -57,6 +58,11 @@ def check_config(config: WebConfig) -> None:
         )
     if bool(config.tls_cert) != bool(config.tls_key):
         raise InvalidInput("--tls-cert and --tls-key go together")
+    if not 0 <= config.rate_limit <= 1_000_000:
+        raise InvalidInput(
+            f"invalid rate limit {config.rate_limit}: expected 0 (no limit) to 1000000 "
+            "requests a minute"
+        )
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -104,6 +110,7 @@ class WebServer:
             verbose=config.verbose,
             access_sink=access_sink,
             audit=audit,
+            rate_limit=config.rate_limit,
         )
         self.app = build_web_app(supervisor, system, self.options, openapi_document())
         self.url = ""

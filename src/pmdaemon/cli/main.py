@@ -817,6 +817,13 @@ def build_parser(only: str | None = None) -> Parser:
         action="store_true",
         help="log every request (method, path, status, time, client, auth outcome)",
     )
+    p.add_argument(
+        "--rate-limit",
+        default="100",
+        metavar="N|off",
+        help="requests a minute per client address, at most N/5 in any 10 s (100); "
+        "answers carry X-RateLimit-* headers, and 429 past the limit",
+    )
     command(
         "show-api-key",
         cmd_show_api_key,

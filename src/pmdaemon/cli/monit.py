@@ -23,7 +23,7 @@ from rich.text import Text
 
 from pmdaemon.cli.render import HEALTH_COLOURS, STATUS_COLOURS
 from pmdaemon.client import Client
-from pmdaemon.units import format_bytes, format_uptime
+from pmdaemon.units import format_bytes
 
 RICH_COLOURS = {"32": "green", "36": "cyan", "33": "yellow", "90": "bright_black", "31": "red"}
 LOG_LINES = 12
@@ -66,12 +66,17 @@ class Monitor:
         line1 = Text.assemble(
             (f"{s['hostname']}", "bold"),
             f"  {s['platform']}/{s['arch']}  up "
-            f"{format_uptime(s['uptime_seconds'])}  load {' '.join(map(str, s['load_average']))}",
+            f"{s['uptime']}  load {' '.join(map(str, s['cpu']['load_average']))}",
         )
         line2 = Text(
             f"CPU {s['cpu']['usage']:.1f}% of {s['cpu']['cores']} cores   memory "
-            f"{format_bytes(mem['used'])} / {format_bytes(mem['total'])} ({mem['percent']:.0f}%)"
-            + (f"   disk {disk['percent']:.0f}% used" if disk.get("percent") is not None else "")
+            f"{format_bytes(mem['used'])} / {format_bytes(mem['total'])} "
+            f"({mem['usage_percent']:.0f}%)"
+            + (
+                f"   disk {disk['usage_percent']:.0f}% used"
+                if disk.get("usage_percent") is not None
+                else ""
+            )
         )
         line3 = Text(
             f"{counts.get('online', 0)} online, {counts.get('stopped', 0)} stopped, "

@@ -178,7 +178,7 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
     out += ["", paint.bold("Configuration"), ""]
     for key, value in p.get("config", {}).items():
         shown = (
-            "(names only) " + ", ".join(value)
+            "(names only) " + ", ".join(sorted(value))
             if key == "env" and value
             else _config_value(key, value)
         )
@@ -187,18 +187,21 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
     if health:
         out += ["", paint.bold("Health check"), ""]
         for label, key in (
-            ("check", "type"),
-            ("target", "target"),
+            ("check", "check_type"),
+            ("url", "url"),
+            ("script", "script"),
             ("status", "status"),
             ("last check", "last_check"),
-            ("response time", "response_time_ms"),
+            ("response time", "response_time"),
             ("last error", "last_error"),
             ("consecutive failures", "consecutive_failures"),
         ):
             value = health.get(key)
+            if key in ("url", "script") and value is None:
+                continue
             if key == "status":
                 text = paint(str(value), HEALTH_COLOURS.get(str(value)))
-            elif key == "response_time_ms" and value is not None:
+            elif key == "response_time" and value is not None:
                 text = f"{value} ms"
             else:
                 text = _dash(value)
@@ -210,9 +213,13 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
         "",
         paint.bold("Logs"),
         "",
-        f"  {'out'.ljust(width)}{logs.get('out')}",
-        f"  {'error'.ljust(width)}{logs.get('error')}",
+        f"  {'out'.ljust(width)}{logs.get('out_file')}",
+        f"  {'error'.ljust(width)}{logs.get('error_file')}",
     ]
+    if logs.get("log_file"):
+        out.append(f"  {'combined'.ljust(width)}{logs['log_file']}")
+    if p.get("pid_file"):
+        out.append(f"  {'pid file'.ljust(width)}{p['pid_file']}")
     history = p.get("restart_history") or []
     out += ["", paint.bold("Recent restarts"), ""]
     if not history:

@@ -75,7 +75,20 @@ def web_config(args: Any, home: Path) -> dict[str, Any]:
         "ws_auth": args.ws_auth,
         "insecure_no_auth": args.insecure_no_auth,
         "verbose": args.verbose_web,
+        "rate_limit": rate_limit(args.rate_limit),
     }
+
+
+def rate_limit(text: str) -> int:
+    """``--rate-limit``: requests a minute per client, or off."""
+    if text.strip().lower() in ("off", "none", "0"):
+        return 0
+    if text.strip().isascii() and text.strip().isdigit() and 1 <= int(text) <= 1_000_000:
+        return int(text)
+    raise UsageError(
+        f"invalid --rate-limit {text[:32]!r}: expected requests a minute per client "
+        "(1 to 1000000), or off"
+    )
 
 
 def cmd_web(home: Path, args: Any) -> int:

@@ -145,7 +145,7 @@ function renderSystem(system) {
   item("host", system.hostname);
   item("cpu", `${system.cpu.usage.toFixed(1)}% of ${system.cpu.cores}`);
   item("memory", `${bytes(system.memory.used)} / ${bytes(system.memory.total)}`);
-  item("load", system.load_average.join(" "));
+  item("load", system.cpu.load_average.join(" "));
   const counts = system.processes || {};
   item("processes", `${counts.online || 0} online / ${counts.total || 0}`);
 }
@@ -269,11 +269,11 @@ function renderInfo(detail) {
   row("restarts", `${detail.restarts}${detail.last_restart_reason ? ` (last: ${detail.last_restart_reason})` : ""}`);
   if (detail.health_check) {
     const h = detail.health_check;
-    row("health check", `${h.type} ${h.target || ""}: ${h.status}${h.last_error ? ` (${h.last_error})` : ""}`);
+    row("health check", `${h.check_type} ${h.url || h.script || ""}: ${h.status}${h.last_error ? ` (${h.last_error})` : ""}`);
   }
   if (detail.last_error) row("last error", detail.last_error);
-  row("environment", (config.env || []).join(", ") || "-");
-  row("logs", `${detail.logs.out}, ${detail.logs.error}`);
+  row("environment", Object.keys(config.env || {}).join(", ") || "-");
+  row("logs", `${detail.logs.out_file}, ${detail.logs.error_file}`);
 }
 
 function appendLog(entry) {
@@ -379,18 +379,18 @@ function handle(message) {
       break;
     case "health_update": {
       const proc = state.procs.get(data.id);
-      if (proc) { proc.health_status = data.health_status; scheduleRender(); }
+      if (proc) { proc.health_status = data.status; scheduleRender(); }
       break;
     }
     case "process_metrics":
       for (const m of data.processes) {
         const proc = state.procs.get(m.id);
         if (proc) {
-          Object.assign(proc, { cpu_usage: m.cpu_usage, memory_usage: m.memory_usage, restarts: m.restarts });
-          if (proc.status === "online") proc.uptime = uptime(m.uptime_seconds);
+          Object.assign(proc, { cpu_usage: m.cpu, memory_usage: m.memory, restarts: m.restarts });
+          if (proc.status === "online") proc.uptime = uptime(Math.floor(m.uptime / 1000));
         }
         const points = state.history.get(m.id) || [];
-        points.push({ cpu: m.cpu_usage, memory: m.memory_usage });
+        points.push({ cpu: m.cpu, memory: m.memory });
         if (points.length > HISTORY) points.shift();
         state.history.set(m.id, points);
       }
