@@ -84,7 +84,10 @@ def test_list_filters_and_detail(api: httpx.Client, pmd: Pmd) -> None:
     assert bad.status_code == 400 and bad.json()["code"] == "INVALID_CONFIGURATION"
     detail = api.get("/api/processes/0").json()
     assert detail["name"] == "a" and detail["config"]["script"].endswith("env_dump.py")
-    assert set(detail["logs"]) == {"out_file", "error_file", "log_file"} and detail["restart_history"] == []
+    assert (
+        set(detail["logs"]) == {"out_file", "error_file", "log_file"}
+        and detail["restart_history"] == []
+    )
 
 
 def test_actions_really_act(api: httpx.Client, pmd: Pmd) -> None:

@@ -230,6 +230,14 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         if "instances" in body:  # PMDaemon's features/web-api.md: restart at a new count
             count = instance_count(body["instances"])
             procs = sup.resolve(ident)
+            most = max(len(procs), os.cpu_count() or 1)
+            if not control and count > most:  # a network client never multiplies an app
+                raise InvalidInput(
+                    f"invalid instances {count}: over the network an app is restarted at most "
+                    f"at {most} instances (its current count, or the number of CPUs); scale "
+                    "further with `pmdaemon scale` on the machine",
+                    {"field": "instances"},
+                )
             if procs[0].group is None and count > 1:
                 raise InvalidInput(
                     f"cannot restart {ident!r} as {count} instances: it was started as one "

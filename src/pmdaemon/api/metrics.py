@@ -42,11 +42,12 @@ class Exposition:
     def family(
         self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, Any], float]]
     ) -> None:
+        # Text format 0.0.4 names a counter's family as its samples (with _total), as
+        # Prometheus' own parser and prometheus_client's exposition do.
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
-        suffix = "_total" if kind == "counter" else ""
         for labels, value in samples:
-            self.lines.append(f"{name}{suffix}{_labels(labels)} {_number(value)}")
+            self.lines.append(f"{name}{_labels(labels)} {_number(value)}")
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -93,7 +94,7 @@ def render(sup: Supervisor, system: SystemSampler) -> str:
         ((labels, p.memory_usage) for labels, p in labelled),
     )
     out.family(
-        "pmdaemon_process_restarts",
+        "pmdaemon_process_restarts_total",
         "counter",
         "restarts since the process was created",
         ((labels, p.restarts) for labels, p in labelled),

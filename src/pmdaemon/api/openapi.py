@@ -168,6 +168,46 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "RestartBody": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "port": {
+                "anyOf": [*PORT_SCHEMA["anyOf"], {"type": "null"}],
+                "description": "a port or range for this run only; null means the configured one",
+            },
+            "instances": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1024,
+                "description": "a cluster is scaled to this count first (PMDaemon's "
+                "features/web-api.md); over TCP at most its current count or the number of "
+                "CPUs",
+            },
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": ["status", "timestamp", "version", "access"],
+        "properties": {
+            "status": {"const": "ok"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "version": {"type": "string"},
+            "access": {"type": "string", "enum": ["full", "read", "none"]},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["process", "id", "health"],
+        "properties": {
+            "process": {"type": "string"},
+            "id": {"type": "integer"},
+            "health": {
+                "type": ["object", "null"],
+                "description": "as ProcessDetail's health_check; null without a check",
+            },
+        },
+    },
     "Logs": {
         "type": "object",
         "required": ["logs", "total_lines"],
@@ -284,7 +324,25 @@ ID_PARAM = {
 ERRORS = {
     "401": _json(_ref("AuthError"), "missing or wrong API key"),
     "404": _json(_ref("Error"), "no such process"),
-    "429": _json(_ref("Error"), "too many failed authentications"),
+}
+RATE_HEADERS = {
+    "X-RateLimit-Limit": {"schema": {"type": "integer"}, "description": "requests a minute"},
+    "X-RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "left this minute"},
+    "X-RateLimit-Reset": {
+        "schema": {"type": "integer"},
+        "description": "Unix time the minute's count starts again",
+    },
+}
+EVERY_ROUTE = {  # what the middleware can answer on any route
+    "429": {
+        **_json(
+            _ref("Error"),
+            "too many requests from this client (web --rate-limit), or too many failed "
+            "authentications; Retry-After says when to come back",
+        ),
+        "headers": {**RATE_HEADERS, "Retry-After": {"schema": {"type": "integer"}}},
+    },
+    "431": _json(_ref("Error"), "request headers larger than 16 KiB"),
 }
 MUTATING_ERRORS = {
     **ERRORS,
@@ -297,7 +355,7 @@ MUTATING_ERRORS = {
 }
 
 
-def _action(summary: str, body: bool) -> dict[str, Any]:
+def _action(summary: str, body: str | None) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "parameters": [ID_PARAM],
@@ -306,12 +364,23 @@ def _action(summary: str, body: bool) -> dict[str, Any]:
     if body:
         op["requestBody"] = {
             "required": False,
-            "content": {"application/json": {"schema": _ref("PortBody")}},
+            "content": {"application/json": {"schema": _ref(body)}},
         }
     return {"post": op}
 
 
 def openapi_document() -> dict[str, Any]:
+    document = _document()
+    for item in document["paths"].values():
+        for op in item.values():
+            op["responses"].update(EVERY_ROUTE)
+            ok = op["responses"].get("200")
+            if ok is not None:
+                op["responses"]["200"] = {**ok, "headers": RATE_HEADERS}
+    return document
+
+
+def _document() -> dict[str, Any]:
     logs_op = {
         "get": {
             "summary": "last log lines",
@@ -325,7 +394,12 @@ def openapi_document() -> dict[str, Any]:
                 {
                     "name": "type",
                     "in": "query",
-                    "schema": {"type": "string", "enum": ["out", "error", "all"], "default": "all"},
+                    "schema": {
+                        "type": "string",
+                        "enum": ["out", "error", "all", "stdout", "stderr"],
+                        "default": "all",
+                    },
+                    "description": "stdout and stderr are PMDaemon's names of out and error",
                 },
             ],
             "responses": {
@@ -363,8 +437,8 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/status": {
                 "get": {
-                    "summary": "health of the daemon",
-                    "responses": {"200": _json({"type": "object"}, "ok"), "401": ERRORS["401"]},
+                    "summary": "health of the daemon, and the access the presented key has",
+                    "responses": {"200": _json(_ref("Status"), "ok"), "401": ERRORS["401"]},
                 }
             },
             "/metrics": {
@@ -427,12 +501,78 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("ActionResult"), "deleted"), **MUTATING_ERRORS},
                 },
             },
-            "/api/processes/{id}/start": _action("start", False),
-            "/api/processes/{id}/stop": _action("stop", False),
-            "/api/processes/{id}/restart": _action("restart (optionally on another port)", True),
-            "/api/processes/{id}/reload": _action("restart one instance at a time", True),
+            "/api/processes/{id}/start": _action("start", None),
+            "/api/processes/{id}/stop": _action("stop", None),
+            "/api/processes/{id}/restart": _action(
+                "restart (optionally on another port, or at another instance count)",
+                "RestartBody",
+            ),
+            "/api/processes/{id}/reload": _action("restart one instance at a time", "PortBody"),
             "/api/processes/{id}/logs": logs_op,
+            "/api/processes/{id}/health": {
+                "get": {
+                    "summary": "the health check of a process (or of each member of a group)",
+                    "parameters": [ID_PARAM],
+                    "responses": {
+                        "200": _json(
+                            {"oneOf": [_ref("Health"), {"type": "array", "items": _ref("Health")}]},
+                            "health",
+                        ),
+                        **ERRORS,
+                    },
+                }
+            },
             "/api/logs/{id}": logs_op,
+            "/ws": {
+                "get": {
+                    "summary": "the WebSocket stream (upgrade): process_list and system_metrics "
+                    "on connect, then process_status, process_metrics, system_metrics, "
+                    "health_update, process_event, process_deleted and log_message; clients "
+                    "send auth, ping, subscribe, unsubscribe, get_info, get_system and "
+                    "command (full-access key only); see docs/web-api.md",
+                    "security": [],
+                    "responses": {
+                        "101": {"description": "switching to the WebSocket protocol"},
+                        "401": ERRORS["401"],
+                        "404": _json(
+                            _ref("Error"), "a plain HTTP request: /ws answers only upgrades"
+                        ),
+                    },
+                }
+            },
+            "/ui/": {
+                "get": {
+                    "summary": "the dashboard (static files; the data comes through the API)",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "index.html",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/ui/{file}": {
+                "get": {
+                    "summary": "a file of the dashboard",
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "file",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "enum": ["index.html", "app.js", "style.css", "favicon.svg"],
+                            },
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "the file"},
+                        "404": _json(_ref("Error"), "no such file"),
+                    },
+                }
+            },
             "/api/openapi.json": {
                 "get": {
                     "summary": "this document",

@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from pmdaemon.api.errors import error_body, json_response
+
 FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -39,7 +41,17 @@ def routes() -> list[BaseRoute]:
     async def serve(request: Request) -> Response:
         name = request.path_params.get("file") or "index.html"
         if name not in files:
-            return Response("not found\n", 404, media_type="text/plain")
+            return json_response(
+                error_body(
+                    "Not found",
+                    f"no file {name[:64]!r} under /ui/: the dashboard is /ui/ ("
+                    + ", ".join(FILES)
+                    + ")",
+                    "NOT_FOUND",
+                    {},
+                ),
+                404,
+            )
         return Response(
             files[name],
             media_type=FILES[name],

@@ -4,6 +4,7 @@ is sent to the daemon."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ def start_file(ctx: Context, file: str) -> int:
     if "cwd" in overrides:  # a --cwd typed in the shell is relative to the shell
         overrides["cwd"] = os.path.abspath(overrides["cwd"])
     apps = config.load(Path(file), env_name=_profile(ctx), overrides=overrides, only=a.name)
+    for warning in sorted({w for app in apps for w in app.warnings}):
+        render.warn(warning)
     body = {"apps": [app.raw for app in apps], "env": dict(os.environ), "cwd": os.getcwd()}
     return report(ctx, ctx.client().call("POST", "/api/processes", body))
 
@@ -41,11 +44,19 @@ def validate(ctx: Context) -> int:
     try:
         apps = config.load(Path(ctx.args.file), env_name=_profile(ctx))
     except config.EcosystemError as exc:
+        if ctx.args.json:
+            problems = [str(p) for p in exc.problems]
+            print(json.dumps({"valid": False, "file": ctx.args.file, "problems": problems}))
+            return 1
         for problem in exc.problems:
             render.error(str(problem))
         print(f"{ctx.args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
     warnings = sorted({w for app in apps for w in app.warnings})
+    if ctx.args.json:
+        shown = {"valid": True, "file": ctx.args.file, "apps": [a.spec.name for a in apps]}
+        print(json.dumps({**shown, "warnings": warnings}, indent=2))
+        return 0
     for warning in warnings:
         render.warn(warning)
     names = ", ".join(app.spec.name for app in apps)

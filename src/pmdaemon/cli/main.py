@@ -51,6 +51,13 @@ CONFIG_FLAGS = (
     "log_date_format",
     "max_log_size",
     "max_log_files",
+    "env_file",
+    "log_file",
+    "pid_file",
+    "exec_mode",
+    "user",
+    "group",
+    "instance_var",
 )
 
 
@@ -89,8 +96,9 @@ class Parser(argparse.ArgumentParser):
         super().__init__(**kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        render.error(message)
+        """The problem in one line, and where the options are (the whole usage of start
+        would bury it)."""
+        render.error(f"{message} (see {self.prog} --help)")
         raise SystemExit(2)
 
 
@@ -139,8 +147,25 @@ def flag_config(a: argparse.Namespace) -> dict[str, Any]:
         value = getattr(a, field)
         if value is not None:
             config[field] = value
+    if a.autorestart is not None:
+        config["autorestart"] = a.autorestart
     if a.no_autorestart:
+        if a.autorestart is True:
+            raise UsageError("--no-autorestart and --autorestart true contradict each other")
         config["autorestart"] = False
+    if a.merge_logs:
+        config["merge_logs"] = True
+    if a.watch:
+        config["watch"] = True
+    if a.args is not None:
+        import shlex
+
+        if a.script_args:
+            raise UsageError("give the script's arguments with --args or after --, not both")
+        try:
+            config["args"] = shlex.split(a.args)
+        except ValueError as exc:
+            raise UsageError(f"cannot split --args {a.args[:64]!r}: {exc}") from None
     if a.wait_ready:
         config["wait_ready"] = True
     if a.time:
@@ -150,6 +175,16 @@ def flag_config(a: argparse.Namespace) -> dict[str, Any]:
     if a.script_args:
         config["args"] = a.script_args
     return config
+
+
+def true_false(text: str) -> bool:
+    """``--autorestart true|false`` (PMDaemon's spelling; yes/no and 1/0 too)."""
+    word = text.strip().lower()
+    if word in ("true", "yes", "on", "1"):
+        return True
+    if word in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid value {text[:32]!r}: expected true or false")
 
 
 def cmd_start(ctx: Context) -> int:
@@ -274,6 +309,21 @@ def cmd_scale(ctx: Context) -> int:
     return for_each(ctx, [ctx.args.name], "POST", "scale", {"instances": ctx.args.count})
 
 
+def interval_seconds(text: str) -> float:
+    """monit's interval: a bare number is seconds (PMDaemon's --interval 5), else a
+    duration with its unit."""
+    from pmdaemon.units import parse_duration
+
+    try:
+        return (
+            float(text)
+            if re.fullmatch(r"\d+(\.\d+)?", text.strip())
+            else parse_duration(text, "--interval")
+        )
+    except PmdError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def cmd_monit(ctx: Context) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("monit needs a terminal; use `pmdaemon list` in scripts")
@@ -326,18 +376,24 @@ def cmd_web(ctx: Context) -> int:
 def cmd_show_api_key(ctx: Context) -> int:
     from pmdaemon.cli.web import cmd_show_api_key as run
 
-    return run(ctx.home)
+    return run(ctx.home, json_out=ctx.args.json)
 
 
 def cmd_regenerate_api_key(ctx: Context) -> int:
     from pmdaemon.cli.web import cmd_regenerate_api_key as run
 
-    return run(ctx.home)
+    return run(ctx.home, json_out=ctx.args.json)
 
 
 def confirm(question: str) -> bool:
+    """Ask on the terminal. Without one nobody can answer: an error saying to add
+    --force (a script that deletes everything must say so)."""
     if not sys.stdin.isatty():
-        return True
+        raise PmdError(
+            f"{question[:-1].lower() if question.endswith('?') else question}: standard input "
+            "is not a terminal to confirm on, so nothing was deleted; add --force to delete "
+            "without asking"
+        )
     try:
         answer = input(f"{question} [y/N] ")
     except EOFError:
@@ -454,8 +510,41 @@ def cmd_flush(ctx: Context) -> int:
     return for_each(ctx, [ctx.args.id or "all"], "POST", "flush")
 
 
+def is_signal(word: str) -> bool:
+    name = word.upper()
+    if word.isascii() and word.isdigit():
+        return True
+    import signal
+
+    return (name if name.startswith("SIG") else "SIG" + name) in signal.Signals.__members__
+
+
+def signal_and_targets(words: list[str]) -> tuple[str, list[str]]:
+    """``signal NAME SIGNAL`` (PMDaemon's order) or ``signal SIGNAL ID...`` (the older one):
+    the signal is the word that names one."""
+    if len(words) < 2:
+        raise UsageError("signal needs a process and a signal: pmdaemon signal NAME SIGUSR1")
+    first, last = words[0], words[-1]
+    if len(words) == 2 and first.isdigit() and last.isdigit():
+        raise UsageError(
+            f"signal {first} {last} is ambiguous: either could be the signal's number; name the "
+            f"signal instead (pmdaemon signal {first} SIGUSR1)"
+        )
+    if len(words) == 2 and is_signal(last) and not is_signal(first):
+        return last, [first]
+    if is_signal(first):
+        return first, words[1:]
+    if len(words) == 2 and is_signal(last):
+        return last, [first]
+    raise UsageError(
+        f"no signal named in {' '.join(w[:32] for w in words[:4])!r}: expected pmdaemon signal "
+        "NAME SIGNAL (e.g. SIGUSR1, HUP or 10)"
+    )
+
+
 def cmd_signal(ctx: Context) -> int:
-    return for_each(ctx, ctx.args.ids, "POST", "signal", {"signal": ctx.args.signal})
+    sig, targets = signal_and_targets(ctx.args.words)
+    return for_each(ctx, targets, "POST", "signal", {"signal": sig})
 
 
 def cmd_ping(ctx: Context) -> int:
@@ -509,10 +598,11 @@ def cmd_startup(ctx: Context) -> int:
     a = ctx.args
     startup.check_init(a.init)
     if a.print:
-        print(startup.render_unit(ctx.home, a.user), end="")
+        unit = startup.render_unit(ctx.home, a.user)
+        ctx.emit({"unit": unit}, lambda: unit.rstrip("\n"))
         return 0
-    for line in startup.install(ctx.home, init=a.init, user=a.user, directory=a.unit_dir):
-        print(line)
+    lines = startup.install(ctx.home, init=a.init, user=a.user, directory=a.unit_dir)
+    ctx.emit({"success": True, "messages": lines}, lambda: "\n".join(lines))
     return 0
 
 
@@ -520,8 +610,8 @@ def cmd_unstartup(ctx: Context) -> int:
     from pmdaemon.cli import startup
 
     a = ctx.args
-    for line in startup.remove(init=a.init, user=a.user, directory=a.unit_dir):
-        print(line)
+    lines = startup.remove(init=a.init, user=a.user, directory=a.unit_dir)
+    ctx.emit({"success": True, "messages": lines}, lambda: "\n".join(lines))
     return 0
 
 
@@ -588,7 +678,7 @@ def command_word(argv: list[str]) -> str | None:
     for word in words:
         if word == "-h" or _abbreviates(word, "--help"):
             return None
-        if _abbreviates(word, "--config"):
+        if word == "-c" or _abbreviates(word, "--config"):
             next(words, None)  # its value
         elif not word.startswith("-"):
             return word
@@ -604,10 +694,12 @@ def build_parser(only: str | None = None) -> Parser:
         epilog="Exit codes: 0 success, 1 the operation failed, 2 usage error, "
         "3 the daemon could not be reached or started. Home: $PMDAEMON_HOME or ~/.pmdaemon.",
     )
-    parser.add_argument("--version", action="version", version=f"pmdaemon {__version__}")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument("-V", "--version", action="version", version=f"pmdaemon {__version__}")
     parser.add_argument(
-        "--config", metavar="FILE", help="an ecosystem file (JSON, YAML or TOML) for start"
+        "-v", "--verbose", action="store_true", help="show tracebacks of internal errors"
+    )
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", help="an ecosystem file (JSON, YAML or TOML) for start"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
@@ -631,6 +723,7 @@ def build_parser(only: str | None = None) -> Parser:
         cmd_start,
         "create and start a process, or start an existing one by id or "
         "name, or every app of an ecosystem file",
+        aliases=("s",),
     )
     p.add_argument(
         "script",
@@ -666,7 +759,11 @@ def build_parser(only: str | None = None) -> Parser:
         help="a port given to the app as $PORT: 3000, a range 3000-3003 (instance i "
         "gets 3000+i) or auto:5000-5100 (free ports)",
     )
-    p.add_argument("-i", "--instances", help="number of instances, or max (CPU count)")
+    p.add_argument(
+        "-i",
+        "--instances",
+        help="number of instances, max (CPU count), or 0 (created, not started)",
+    )
     p.add_argument(
         "--health-check-url", metavar="URL", help="healthy when this answers 2xx within the timeout"
     )
@@ -688,7 +785,10 @@ def build_parser(only: str | None = None) -> Parser:
         help="restart when the process tree's memory exceeds this (e.g. 100M)",
     )
     p.add_argument("--interpreter", help="run the script with this program (none: run directly)")
-    p.add_argument("--max-restarts", help="consecutive unstable restarts before errored (16)")
+    p.add_argument(
+        "--max-restarts",
+        help="consecutive unstable restarts before errored (16), or unlimited",
+    )
     p.add_argument("--min-uptime", help="a run shorter than this is unstable (1s)")
     p.add_argument("--restart-delay", help="wait before each restart (0)")
     p.add_argument(
@@ -698,6 +798,43 @@ def build_parser(only: str | None = None) -> Parser:
     p.add_argument("--kill-signal", help="first signal sent on stop (SIGTERM)")
     p.add_argument("--stop-exit-codes", help="comma-separated exit codes that are not restarted")
     p.add_argument("--no-autorestart", action="store_true", help="do not restart when it exits")
+    p.add_argument(
+        "--autorestart",
+        type=true_false,
+        metavar="true|false",
+        help="restart when it exits (true)",
+    )
+    p.add_argument("--env-file", metavar="FILE", help="KEY=VALUE lines read on every start")
+    p.add_argument(
+        "--args",
+        metavar="'ARGS'",
+        help="the script's arguments as one quoted string, split like a shell (or after --)",
+    )
+    p.add_argument(
+        "--exec-mode",
+        choices=["fork", "cluster", "fork_mode", "cluster_mode"],
+        help="fork (default) or cluster (with -i: instances on a port range)",
+    )
+    p.add_argument("--log-file", metavar="FILE", help="stdout and stderr together, too")
+    p.add_argument("--pid-file", metavar="FILE", help="holds the PID of the current run")
+    p.add_argument(
+        "--merge-logs",
+        action="store_true",
+        help="instances of a cluster share one set of log files",
+    )
+    p.add_argument(
+        "--instance-var",
+        metavar="NAME",
+        help="also give the instance number in this variable",
+    )
+    p.add_argument("--user", help="run as this user (the daemon must run as root)")
+    p.add_argument("--group", help="run with this group (the daemon must run as root)")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="accepted for PMDaemon and PM2 command lines; file watching is not built yet "
+        "(a warning says so)",
+    )
     p.add_argument("--out-file", help="stdout log file (default: <home>/logs/<name>-out.log)")
     p.add_argument("--error-file", help="stderr log file (default: <home>/logs/<name>-error.log)")
     p.add_argument("--time", action="store_true", help="start each log line with a timestamp")
@@ -711,9 +848,7 @@ def build_parser(only: str | None = None) -> Parser:
     p.add_argument("--max-log-files", metavar="N", help="rotated files kept per log (5)")
     p.set_defaults(script_args=[])
 
-    p = command(
-        "validate", cmd_validate, "check an ecosystem file and print every problem", json_flag=False
-    )
+    p = command("validate", cmd_validate, "check an ecosystem file and print every problem")
     p.add_argument("file", metavar="FILE", help="a .json, .yaml, .yml or .toml file")
     p.add_argument("--env-name", metavar="PROFILE", help="check with this env_PROFILE applied")
 
@@ -721,17 +856,21 @@ def build_parser(only: str | None = None) -> Parser:
         "monit", cmd_monit, "live full-screen monitor (q quits, arrows select)", json_flag=False
     )
     p.add_argument(
-        "-i", "--interval", type=float, default=1.0, help="seconds between refreshes (1)"
+        "-i",
+        "--interval",
+        type=interval_seconds,
+        default=1.0,
+        help="between refreshes: seconds (1, 0.5) or a duration (2s, 500ms)",
     )
 
     p = command("scale", cmd_scale, "change the number of instances of a cluster")
     p.add_argument("name", metavar="NAME", help="the cluster's name")
     p.add_argument("count", metavar="N", type=int, help="instances wanted")
 
-    p = command("stop", cmd_stop, "stop processes")
+    p = command("stop", cmd_stop, "stop processes", aliases=("st",))
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
 
-    p = command("restart", cmd_restart, "restart processes")
+    p = command("restart", cmd_restart, "restart processes", aliases=("r",))
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
     p.add_argument(
         "--update-env",
@@ -765,18 +904,39 @@ def build_parser(only: str | None = None) -> Parser:
 
     p = command("logs", cmd_logs, "show recent log lines, or follow them")
     p.add_argument("id", nargs="?", metavar="ID", help="id or name (default: all processes)")
-    p.add_argument("-l", "--lines", type=int, default=20, help="lines per file (20)")
+    p.add_argument(
+        "-n",
+        "-l",
+        "--lines",
+        type=int,
+        default=20,
+        help="lines per file (20); with --follow, 0 prints only new lines",
+    )
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     stream = p.add_mutually_exclusive_group()
-    stream.add_argument("--err", action="store_true", help="stderr only")
+    stream.add_argument("--err", "--error", action="store_true", help="stderr only")
     stream.add_argument("--out", action="store_true", help="stdout only")
+    p.add_argument(
+        "--timestamps",
+        action="store_true",
+        help="show each line's time (the log keeper stamps lines of apps started with --time; "
+        "they are always shown)",
+    )
 
     p = command("flush", cmd_flush, "empty the log files of processes")
     p.add_argument("id", nargs="?", metavar="ID", help="id or name (default: all processes)")
 
-    p = command("signal", cmd_signal, "send a signal to processes")
-    p.add_argument("signal", metavar="SIGNAL", help="e.g. SIGUSR1, HUP or 10")
-    p.add_argument("ids", nargs="+", metavar="ID", help="id, name or all")
+    p = command(
+        "signal",
+        cmd_signal,
+        "send a signal to processes: signal NAME SIGNAL (PMDaemon's order) or signal SIGNAL ID... ",
+    )
+    p.add_argument(
+        "words",
+        nargs="+",
+        metavar="NAME SIGNAL",
+        help="a process (id, name or all) and a signal (SIGUSR1, HUP or 10), in either order",
+    )
 
     p = command(
         "web",
@@ -828,13 +988,11 @@ def build_parser(only: str | None = None) -> Parser:
         "show-api-key",
         cmd_show_api_key,
         "print the stored API key (<home>/api-key)",
-        json_flag=False,
     )
     command(
         "regenerate-api-key",
         cmd_regenerate_api_key,
         "make a new random API key and store it in <home>/api-key (mode 0600)",
-        json_flag=False,
     )
 
     command("ping", cmd_ping, "report whether the daemon runs")
@@ -848,11 +1006,16 @@ def build_parser(only: str | None = None) -> Parser:
         ("startup", cmd_startup, "install a systemd unit that starts the daemon at boot"),
         ("unstartup", cmd_unstartup, "remove the unit installed by startup"),
     ):
-        p = command(name, func, text, json_flag=False)
+        p = command(name, func, text)
         p.add_argument("init", nargs="?", metavar="INIT", help="the init system: systemd")
         p.add_argument("--user", action="store_true", help="a unit of your own systemd --user")
         p.add_argument(
-            "--unit-dir", metavar="DIR", help="write the unit here, and do not enable it"
+            "--unit-dir",
+            metavar="DIR",
+            help="write the unit here, and do not enable it"
+            if name == "startup"
+            else "remove the unit from here (where startup --unit-dir wrote it), and do not "
+            "disable anything",
         )
         if name == "startup":
             p.add_argument("--print", action="store_true", help="print the unit, change nothing")

@@ -145,20 +145,21 @@ def become_daemon(home: Path, config: dict[str, Any]) -> None:
     os.execv(sys.executable, argv)
 
 
-def cmd_show_api_key(home: Path) -> int:
+def cmd_show_api_key(home: Path, *, json_out: bool = False) -> int:
     path = home / "api-key"
     if not path.exists():
         raise PmdError(
             f"no stored API key in {path}: create one with `pmdaemon regenerate-api-key`"
         )
     try:
-        print(read_key_file(path, str(path)))
+        key = read_key_file(path, str(path))
     except UsageError as exc:
         raise PmdError(str(exc)) from None
+    print(json.dumps({"api_key": key, "path": str(path)}, indent=2) if json_out else key)
     return 0
 
 
-def cmd_regenerate_api_key(home: Path) -> int:
+def cmd_regenerate_api_key(home: Path, *, json_out: bool = False) -> int:
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_hex(32)
@@ -171,10 +172,13 @@ def cmd_regenerate_api_key(home: Path) -> int:
         os.replace(tmp, home / "api-key")
     except OSError as exc:
         raise PmdError(f"cannot write {home / 'api-key'}: {exc.strerror}") from None
-    print(key)
-    print(
+    note = (
         f"stored in {home / 'api-key'} (mode 0600); a running `pmdaemon web` keeps its old "
-        "key until it is restarted",
-        file=sys.stderr,
+        "key until it is restarted"
     )
+    if json_out:
+        print(json.dumps({"api_key": key, "path": str(home / "api-key"), "note": note}, indent=2))
+        return 0
+    print(key)
+    print(note, file=sys.stderr)
     return 0
