@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,7 +84,7 @@ def test_signal_in_both_orders(pmd: Pmd) -> None:
     result = pmd.run("signal", "0", "10", check=False)
     assert result.returncode == 2 and "ambiguous" in result.stderr
     result = pmd.run("signal", "web-app", "NOPE", check=False)
-    assert result.returncode == 2 and "no signal named" in result.stderr
+    assert result.returncode == 1 and "unknown signal" in result.stderr
     assert pmd.proc("web-app")["status"] == "online"
 
 
@@ -304,3 +307,73 @@ def test_bad_values_of_the_new_start_flags(pmd: Pmd, flags: list[str], said: str
     assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2
     if pmd.daemon_pid() is not None:
         assert pmd.list() == []
+
+
+@pytest.fixture
+def throwaway_user() -> Iterator[str]:
+    """An account made for this test and removed after it (needs root and useradd)."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("running a process as another user needs root and useradd")
+    name = f"pmdt{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False)
+
+
+def test_user_runs_the_app_as_that_account(pmd: Pmd, throwaway_user: str) -> None:
+    """cli/configuration-options.md: `--user app-user`; its log files stay the daemon's."""
+    import pwd
+    import tempfile
+
+    entry = pwd.getpwnam(throwaway_user)
+    # The account must reach the program and its directory: not under root's 0700 dirs.
+    interpreter = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if interpreter is None:
+        pytest.skip("no system python3 that another account may run")
+    work = Path(tempfile.mkdtemp(prefix="pmd-user-"))
+    try:
+        work.chmod(0o755)
+        script = work / "who.py"
+        script.write_text(
+            "import os, time\nprint('uid', os.getuid(), os.getgid(), flush=True)\n"
+            "time.sleep(3600)\n"
+        )
+        script.chmod(0o644)
+        pmd.start(
+            str(script),
+            "--interpreter",
+            interpreter,
+            "--name",
+            "as-user",
+            "--cwd",
+            str(work),
+            "--user",
+            throwaway_user,
+        )
+        line = wait_until(
+            lambda: next(
+                (x for x in pmd.run("logs", "as-user").stdout.splitlines() if "uid" in x), None
+            ),
+            what="the app's uid line",
+        )
+        assert line.split()[-2:] == [str(entry.pw_uid), str(entry.pw_gid)]
+        pid = pmd.proc("as-user")["pid"]
+        assert os.stat(f"/proc/{pid}").st_uid == entry.pw_uid
+        pmd.run("stop", "as-user")
+        assert pmd.proc("as-user")["pid"] is None and not os.path.exists(f"/proc/{pid}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_info_shows_the_documented_details(pmd: Pmd, tmp_path: Path) -> None:
+    """cli/commands.md, info: the process's status, configuration and log paths."""
+    pid_file = tmp_path / "web.pid"
+    pmd.start(
+        child("park.py"), "--interpreter", PY, "--name", "web-app", "--pid-file", str(pid_file)
+    )
+    text = pmd.run("info", "web-app").stdout
+    assert "Process web-app (id 0)" in text and "online" in text
+    assert "pid file" in text and str(pid_file) in text
+    assert pmd.run("describe", "web-app").stdout.splitlines()[0] == text.splitlines()[0]

@@ -191,3 +191,37 @@ def test_errors_keep_the_flat_shape_with_the_documented_codes(
     assert isinstance(body["error"], str) and "invalid-id" in body["message"]
     ui_missing = httpx.get(w.url + "/ui/nope.js")
     assert ui_missing.status_code == 404 and ui_missing.json()["code"] == "NOT_FOUND"
+
+
+def test_management_routes_answer_the_documented_messages(
+    pmd: Pmd, web: Callable[..., Web]
+) -> None:
+    """api/rest-api.md: Stop, Restart (with a port), Reload, Delete Process."""
+    first = free_range(2)
+    pmd.start(child("http_app.py"), "--interpreter", PY, "-n", "web-app", "--port", str(first))
+    w = web("--api-key", KEY)
+    with httpx.Client(base_url=w.url, headers=H) as api:
+        for path, body, message in (
+            ("/api/processes/web-app/stop", None, "Process stopped successfully"),
+            ("/api/processes/web-app/start", None, "Process started successfully"),
+            (
+                "/api/processes/web-app/restart",
+                {"port": str(first + 1)},
+                "Process restarted successfully",
+            ),
+            ("/api/processes/web-app/reload", {}, "Process reloaded successfully"),
+        ):
+            answer = api.post(path, json=body) if body is not None else api.post(path)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["success"] is True and answer.json()["message"] == message
+        assert pmd.proc("web-app")["port"] == first  # reload without a port: the saved one
+        gone = api.delete("/api/processes/web-app")
+        assert gone.json()["message"] == "Process deleted successfully"
+    assert pmd.list() == []
+
+
+def test_bad_rate_limit_is_one_sentence(pmd: Pmd) -> None:
+    """`web --rate-limit` takes requests a minute or off; anything else changes nothing."""
+    result = pmd.run("web", "-p", "0", "--rate-limit", "lots", check=False)
+    assert result.returncode == 2 and "invalid --rate-limit 'lots'" in result.stderr
+    assert pmd.daemon_pid() is None

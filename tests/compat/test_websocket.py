@@ -227,3 +227,31 @@ def test_commands_are_refused_without_keys(pmd: Pmd, web: Callable[..., Web]) ->
 
     asyncio.run(main())
     assert pmd.proc("web-api")["status"] == "online"
+
+
+def test_bad_subscriptions_change_nothing(pmd: Pmd, web: Callable[..., Web]) -> None:
+    """Each malformed subscribe gets one error sentence; the earlier filter still holds."""
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "web-api")
+    w = web("--api-key", KEY)
+
+    async def main() -> None:
+        async with websockets.connect(w.ws_url) as ws:
+            good = {"events": ["process_status"]}
+            await ws.send(json.dumps({"type": "subscribe", "data": good}))
+            await next_of(ws, {"subscribed"})
+            for data, said in (
+                ({"interval": 10}, "interval is milliseconds"),
+                ({"interval": "fast"}, "interval is milliseconds"),
+                ({"events": "process_status"}, "events must be a list"),
+                ({"processes": [1, 2]}, "processes must be a list of process names"),
+                ({"colour": "red"}, "unknown field 'colour'"),
+                ("not an object", '"data" must be an object'),
+            ):
+                await ws.send(json.dumps({"type": "subscribe", "data": data}))
+                reply = await next_of(ws, {"error", "subscribed"})
+                assert reply["type"] == "error" and said in reply["data"]["message"], data
+            pmd.run("stop", "web-api")
+            message = await recv(ws)  # still only process_status
+            assert message["type"] == "process_status"
+
+    asyncio.run(main())

@@ -536,9 +536,9 @@ def signal_and_targets(words: list[str]) -> tuple[str, list[str]]:
         return first, words[1:]
     if len(words) == 2 and is_signal(last):
         return last, [first]
-    raise UsageError(
-        f"no signal named in {' '.join(w[:32] for w in words[:4])!r}: expected pmdaemon signal "
-        "NAME SIGNAL (e.g. SIGUSR1, HUP or 10)"
+    raise PmdError(
+        f"unknown signal: none of {' '.join(w[:32] for w in words[:4])!r} names one; expected "
+        "pmdaemon signal NAME SIGNAL (e.g. SIGUSR1, HUP or 10)"
     )
 
 
