@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import Pmd, child, free_range, wait_until
+from helpers import PMDAEMON, Pmd, child, free_range, wait_until
 
 PY = sys.executable
 
@@ -377,3 +379,115 @@ def test_info_shows_the_documented_details(pmd: Pmd, tmp_path: Path) -> None:
     assert "Process web-app (id 0)" in text and "online" in text
     assert "pid file" in text and str(pid_file) in text
     assert pmd.run("describe", "web-app").stdout.splitlines()[0] == text.splitlines()[0]
+
+
+def test_the_other_documented_start_options(pmd: Pmd, tmp_path: Path) -> None:
+    """cli/configuration-options.md and cli/commands.md, start: --cwd, --namespace,
+    --max-memory, --min-uptime, --restart-delay, --kill-timeout, --out-file, --error-file,
+    the --health-check-* options, --wait-ready and --wait-timeout."""
+    port = free_range(1)
+    work = tmp_path / "app"
+    work.mkdir()
+    pmd.run(
+        "start",
+        child("http_app.py"),
+        "--interpreter",
+        PY,
+        "--name",
+        "prod-api",
+        "--cwd",
+        str(work),
+        "--namespace",
+        "production",
+        "--port",
+        str(port),
+        "--max-memory",
+        "512M",
+        "--min-uptime",
+        "5s",
+        "--restart-delay",
+        "2s",
+        "--kill-timeout",
+        "30s",
+        "--out-file",
+        "web-api.out",
+        "--error-file",
+        "web-api.err",
+        "--health-check-url",
+        f"http://127.0.0.1:{port}/health",
+        "--health-check-timeout",
+        "2s",
+        "--health-check-interval",
+        "1s",
+        "--health-check-retries",
+        "2",
+        "--wait-ready",
+        "--wait-timeout",
+        "60s",
+    )
+    info = pmd.proc("prod-api")
+    assert info["health_status"] == "healthy"  # --wait-ready returned once it was
+    config = info["config"]
+    assert config["cwd"] == str(work) and config["namespace"] == "production"
+    assert config["max_memory_restart"] == 512 * 1024**2
+    assert (config["min_uptime"], config["restart_delay"], config["kill_timeout"]) == (5, 2, 30)
+    check = config["health_check"]
+    assert (check["timeout"], check["interval"], check["retries"]) == (2, 1, 2)
+    assert info["logs"]["out_file"] == str(work / "web-api.out")
+    assert info["logs"]["error_file"] == str(work / "web-api.err")
+
+
+def test_web_with_the_documented_options(pmd: Pmd) -> None:
+    """cli/commands.md, web: --port, --host, --api-key."""
+    port = free_range(1)
+    web = subprocess.Popen(
+        [PMDAEMON, "web", "--port", str(port), "--host", "127.0.0.1", "--api-key", "secret123"],
+        env=pmd.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert web.stdout is not None
+        line = web.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line, line
+        import httpx
+
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(base + "/api/processes").status_code == 401
+        answer = httpx.get(base + "/api/processes", headers={"X-API-Key": "secret123"})
+        assert answer.status_code == 200 and answer.json() == []
+    finally:
+        web.terminate()
+        web.wait(timeout=60)
+
+
+def test_logs_follow(pmd: Pmd, tmp_path: Path) -> None:
+    """cli/commands.md, logs: --follow prints new lines as they come."""
+    pid = pmd.start(child("park.py"), "--interpreter", PY, "--name", "web-app")["processes"][0][
+        "pid"
+    ]
+    follower = subprocess.Popen(
+        [PMDAEMON, "logs", "web-app", "--follow", "--lines", "0"],
+        env=pmd.env,
+        stdout=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert follower.stdout is not None
+        import selectors
+
+        # The follower is ready at some point after it starts: signal until a line comes.
+        sel = selectors.DefaultSelector()
+        sel.register(follower.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        while not sel.select(timeout=0.5):
+            assert time.monotonic() < deadline, "logs --follow printed nothing in 30 s"
+            os.kill(pid, signal.SIGUSR1)
+        line = follower.stdout.readline()
+        assert "got SIGUSR1" in line and "web-app" in line
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=30)
