@@ -234,9 +234,8 @@ class Supervisor:
             ProcessState.RESTARTING,
             ProcessState.ERRORED,
         ):
-            self._event(
-                proc, "crashed", reason=reason, exit_code=proc.exit_code, signal=proc.exit_signal
-            )
+            # No reason text: a failed restart's says the command line, which stays home.
+            self._event(proc, "crashed", exit_code=proc.exit_code, signal=proc.exit_signal)
         self._schedule_save()
 
     # -- lookup ---------------------------------------------------------------------------
