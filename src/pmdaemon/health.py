@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pmdaemon.launcher import NOBODY_ELSE, Account
 from pmdaemon.model import HealthCheck
 
 OUTPUT_LINES = 10
@@ -36,7 +37,10 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return string.Template(text).safe_substitute(env)
 
 
-async def run_check(check: HealthCheck, cwd: str, env: Mapping[str, str]) -> HealthResult:
+async def run_check(
+    check: HealthCheck, cwd: str, env: Mapping[str, str], who: Account = NOBODY_ELSE
+) -> HealthResult:
+    """One check; a script check runs as ``who``, the app's own account."""
     started = time.monotonic()
     try:
         if check.type == "http":
@@ -45,11 +49,13 @@ async def run_check(check: HealthCheck, cwd: str, env: Mapping[str, str]) -> Hea
             output: tuple[str, ...] = ()
         else:
             assert check.script is not None
-            error, output = await _script(check.script, cwd, env, check.timeout)
+            error, output = await _script(check.script, cwd, env, check.timeout, who)
     except TimeoutError:
         error, output = f"no answer within {check.timeout:g}s", ()
     except OSError as exc:
         error, output = f"{exc.strerror or exc}", ()
+    except ValueError as exc:  # a URL that does not parse once expanded: a failed check
+        error, output = f"invalid check: {exc}", ()
     elapsed = (time.monotonic() - started) * 1000
     return HealthResult(error is None, error, round(elapsed, 1), output)
 
@@ -82,7 +88,7 @@ async def _http(url: str) -> str | None:
 
 
 async def _script(
-    script: str, cwd: str, env: Mapping[str, str], timeout: float
+    script: str, cwd: str, env: Mapping[str, str], timeout: float, who: Account
 ) -> tuple[str | None, tuple[str, ...]]:
     """Run the check script in its own session; on timeout kill its whole group."""
     try:
@@ -101,6 +107,9 @@ async def _script(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        # The daemon's loop is uvloop, whose subprocesses take no user/group: the account
+        # is changed in the child, before exec, when there is one to change to.
+        preexec_fn=None if who == NOBODY_ELSE else who.become,
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)

@@ -121,6 +121,15 @@ class Account(NamedTuple):
     gid: int | None = None
     groups: list[int] | None = None
 
+    def become(self) -> None:
+        """Switch the calling (child) process to this account: groups, then gid, then uid."""
+        if self.groups is not None:
+            os.setgroups(self.groups)
+        if self.gid is not None:
+            os.setgid(self.gid)
+        if self.uid is not None:
+            os.setuid(self.uid)
+
 
 NOBODY_ELSE = Account()  # the daemon's own account
 
@@ -136,27 +145,40 @@ def account(user: str | None, group: str | None) -> Account:
         try:
             entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
         except KeyError:
-            raise SpawnError(f"user {user!r} does not exist on this machine") from None
+            raise SpawnError(
+                f"user {user!r} does not exist on this machine", {"field": "user"}
+            ) from None
         uid, gid, name = entry.pw_uid, entry.pw_gid, entry.pw_name
     if group is not None:
         try:
             gid = (grp.getgrnam(group) if not group.isdigit() else grp.getgrgid(int(group))).gr_gid
         except KeyError:
-            raise SpawnError(f"group {group!r} does not exist on this machine") from None
-    if os.geteuid() != 0 and (
-        (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
-    ):
-        raise SpawnError(
-            f"cannot run as {'user ' + repr(user) if uid is not None else 'group ' + repr(group)}: "
-            f"the daemon runs as uid {os.geteuid()}, and only a daemon run by root can run "
-            "processes as another user or group"
-        )
-    groups = None
-    if os.geteuid() == 0 and name is not None and gid is not None:
-        groups = os.getgrouplist(name, gid)
-    elif os.geteuid() == 0:
-        groups = []
+            raise SpawnError(
+                f"group {group!r} does not exist on this machine", {"field": "group"}
+            ) from None
+    if os.geteuid() != 0:  # only root changes accounts; naming one's own is fine
+        for field, wanted, own, shown in (
+            ("user", uid, os.geteuid(), user),
+            ("group", gid if group is not None else None, os.getegid(), group),
+        ):
+            if wanted is not None and wanted != own:
+                raise SpawnError(
+                    f"cannot run as {field} {shown!r}: the daemon runs as uid {os.geteuid()}, "
+                    "and only a daemon run by root can run processes as another user or group",
+                    {"field": field},
+                )
+        return NOBODY_ELSE
+    groups: list[int] = os.getgrouplist(name, gid) if name is not None and gid is not None else []
     return Account(uid, gid, groups)
+
+
+def account_environment(user: str) -> dict[str, str]:
+    """HOME, USER and LOGNAME of ``user`` (empty when it does not exist: spawn says so)."""
+    try:
+        entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        return {}
+    return {"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
 
 
 def spawn(

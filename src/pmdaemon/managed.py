@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -282,6 +283,8 @@ class ManagedProcess:
             env["PORT"] = str(self.port)  # an assigned port wins over PORT in env
         if self.spec.instance_var:
             env[self.spec.instance_var] = str(self.instance)
+        if self.spec.user is not None:  # as su, sudo and systemd's User= do
+            env.update(launcher.account_environment(self.spec.user))
         env.update(
             PMDAEMON_HOME=str(self._home.root),  # as PM2_HOME: `pmdaemon` run by the app
             PMDAEMON_ID=str(self.id),
@@ -433,9 +436,15 @@ class ManagedProcess:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}")
-            partial.write_text(f"{pid}\n")
-            partial.replace(path)
+            # mkstemp creates a new file (O_EXCL: a planted symlink is never followed);
+            # the rename replaces a link at ``path`` itself, not what it points to.
+            fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            try:
+                os.write(fd, f"{pid}\n".encode())
+                os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
+            os.replace(partial, path)
         except OSError as exc:
             log.warning("%s: cannot write pid_file %s: %s", self.spec.name, path, exc)
 
@@ -683,7 +692,7 @@ class ManagedProcess:
             await asyncio.sleep(STARTUP_POLL if state.status == "unknown" else check.interval)
             if self.pid != pid or self.state != ProcessState.ONLINE:
                 return
-            result = await run_check(check, self.spec.cwd, self._run_env)
+            result = await run_check(check, self.spec.cwd, self._run_env, self._account)
             if self.pid != pid or self.state != ProcessState.ONLINE:
                 return
             state.last_check_at = time.time()

@@ -34,7 +34,7 @@ from pmdaemon.managed import ManagedProcess
 from pmdaemon.model import Desired, ProcessSpec, ProcessState
 from pmdaemon.paths import Home
 from pmdaemon.ports import PortKind, PortSpec, parse_port_spec
-from pmdaemon.redact import hide_arguments, hide_query
+from pmdaemon.redact import hide_arguments, hide_command_in, hide_query
 from pmdaemon.specs import build_spec, validate_env
 from pmdaemon.store import ProcessRecord, StateFile, Store
 from pmdaemon.units import format_bytes
@@ -50,16 +50,30 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
+def numbered_files(spec: ProcessSpec) -> list[str]:
+    """The file fields each instance of a cluster has its own copy of."""
+    return ["pid_file"] + ([] if spec.merge_logs else ["out_file", "error_file", "log_file"])
+
+
+def app_spec(member: ProcessSpec, group: str, index: int) -> ProcessSpec:
+    """The app's spec back from one member's (``app-0.log`` → ``app.log``)."""
+    changes: dict[str, Any] = {"name": group}
+    for key in numbered_files(member):
+        path = getattr(member, key)
+        if path:
+            stem, ext = os.path.splitext(path)
+            if stem.endswith(f"-{index}"):
+                changes[key] = stem[: -len(f"-{index}")] + ext
+    return msgspec.structs.replace(member, **changes)
+
+
 def instance_spec(spec: ProcessSpec, name: str, index: int, count: int) -> ProcessSpec:
     """The spec of instance ``index``: its own name, and its own log and PID files when the
     app names them (app.log → app-0.log), so instances never share a log unless the app
     asks so with merge_logs."""
     changes: dict[str, Any] = {"name": name}
     if count > 1:
-        keys = ["pid_file"]
-        if not spec.merge_logs:
-            keys += ["out_file", "error_file", "log_file"]
-        for key in keys:
+        for key in numbered_files(spec):
             path = getattr(spec, key)
             if path:
                 stem, ext = os.path.splitext(path)
@@ -72,8 +86,7 @@ def check_account(spec: ProcessSpec) -> None:
     try:
         launcher.account(spec.user, spec.group)
     except SpawnError as exc:
-        field = "user" if "user" in exc.message.split(":")[0] else "group"
-        raise InvalidInput(exc.message, {"field": field}) from None
+        raise InvalidInput(exc.message, {"field": exc.details.get("field", "user")}) from None
 
 
 class Supervisor:
@@ -189,6 +202,12 @@ class Supervisor:
         if status == "unhealthy":
             self._event(proc, "health_check_failed", error=health.last_error if health else None)
 
+    def _forget(self, proc: ManagedProcess) -> None:
+        """A deleted process: say so, and drop what was kept for its events."""
+        self._starting.pop(proc.id, None)
+        self._online_restarts.pop(proc.id, None)
+        self.bus.publish("process_deleted", {"id": proc.id, "name": proc.spec.name})
+
     def _event(self, proc: ManagedProcess, event: str, **details: Any) -> None:
         """A process_event (PMDaemon's lifecycle events: started, stopped, crashed,
         restarted, health_check_failed, memory_limit_exceeded)."""
@@ -208,7 +227,8 @@ class Supervisor:
                 "previous_status": previous.value,
                 "pid": proc.pid,
                 "port": proc.port,
-                "reason": reason,
+                # to every WebSocket client: never the command line's arguments
+                "reason": hide_command_in(reason, proc.spec.script),
             },
         )
         if new == ProcessState.STARTING:
@@ -559,7 +579,7 @@ class Supervisor:
                 for proc in reversed(procs[count:]):
                     await proc.delete()
                     self.processes.pop(proc.id, None)
-                    self.bus.publish("process_deleted", {"id": proc.id, "name": proc.spec.name})
+                    self._forget(proc)
             elif count > len(procs):
                 await self._grow(group, procs, count)
             members = [p for p in self.sorted() if p.group == group]
@@ -572,7 +592,7 @@ class Supervisor:
         used = {p.instance for p in procs}
         indexes = [i for i in range(count + len(procs)) if i not in used][: count - len(procs)]
         first = procs[0]
-        spec = msgspec.structs.replace(first.spec, name=group)
+        spec = app_spec(first.spec, group, first.instance)
         names = [f"{group}-{i}" for i in indexes]
         if any(len(name) > 64 for name in names):
             raise InvalidInput(
@@ -628,7 +648,7 @@ class Supervisor:
         async def remove(proc: ManagedProcess) -> None:
             await proc.delete()
             self.processes.pop(proc.id, None)
-            self.bus.publish("process_deleted", {"id": proc.id, "name": proc.spec.name})
+            self._forget(proc)
 
         await self.each(procs, remove)
         return procs

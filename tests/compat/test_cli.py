@@ -353,6 +353,10 @@ def test_user_runs_the_app_as_that_account(pmd: Pmd, throwaway_user: str) -> Non
             str(work),
             "--user",
             throwaway_user,
+            "--health-check-script",
+            "/usr/bin/id -u",
+            "--health-check-interval",
+            "1s",
         )
         line = wait_until(
             lambda: next(
@@ -363,6 +367,12 @@ def test_user_runs_the_app_as_that_account(pmd: Pmd, throwaway_user: str) -> Non
         assert line.split()[-2:] == [str(entry.pw_uid), str(entry.pw_gid)]
         pid = pmd.proc("as-user")["pid"]
         assert os.stat(f"/proc/{pid}").st_uid == entry.pw_uid
+        # Its health check script runs as the app's account too, never as root.
+        check = wait_until(
+            lambda: (h := pmd.proc("as-user")["health_check"])["output"] and h,
+            what="a health check's output",
+        )
+        assert check["output"] == [str(entry.pw_uid)]
         pmd.run("stop", "as-user")
         assert pmd.proc("as-user")["pid"] is None and not os.path.exists(f"/proc/{pid}")
     finally:
@@ -491,3 +501,16 @@ def test_logs_follow(pmd: Pmd, tmp_path: Path) -> None:
     finally:
         follower.send_signal(signal.SIGINT)
         follower.wait(timeout=30)
+
+
+def test_a_pid_file_never_follows_a_planted_link(pmd: Pmd, tmp_path: Path) -> None:
+    """--pid-file: a symlink found at the path is replaced, the file it points to kept."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    pid_file = tmp_path / "app.pid"
+    pid_file.symlink_to(victim)
+    pid = pmd.start(
+        child("park.py"), "--interpreter", PY, "--name", "app", "--pid-file", str(pid_file)
+    )["processes"][0]["pid"]
+    assert not pid_file.is_symlink() and pid_file.read_text() == f"{pid}\n"
+    assert victim.read_text() == "precious\n"

@@ -132,7 +132,8 @@ def test_health_route(pmd: Pmd, web: Callable[..., Web]) -> None:
 
 
 def test_restart_body_port_and_instances(pmd: Pmd, web: Callable[..., Web]) -> None:
-    """features/web-api.md, Restart a Process: {"port": "3002", "instances": 2}."""
+    """features/web-api.md, Restart a Process: {"port": "3002", "instances": 2}; over TCP a
+    cluster may shrink, not grow (docs/compat.md)."""
     first = free_range(3)
     pmd.start(
         child("http_app.py"), "--interpreter", PY, "-n", "web", "-i", "1", "--port", str(first)
@@ -152,13 +153,16 @@ def test_restart_body_port_and_instances(pmd: Pmd, web: Callable[..., Web]) -> N
     done = httpx.post(w.url + "/api/processes/api/restart", headers=H, json={"instances": 1})
     assert done.status_code == 200, done.text
     assert [p["name"] for p in done.json()["processes"]] == ["api-0"]
-    again = httpx.post(w.url + "/api/processes/api/restart", headers=H, json={"instances": 2})
-    assert [p["name"] for p in again.json()["processes"]] == ["api-0", "api-1"]
+    same = httpx.post(w.url + "/api/processes/api/restart", headers=H, json={"instances": 1})
+    assert [p["name"] for p in same.json()["processes"]] == ["api-0"]
     single = httpx.post(w.url + "/api/processes/web/restart", headers=H, json={"instances": 2})
     assert single.status_code == 400 and "started as one process" in single.json()["message"]
-    many = httpx.post(w.url + "/api/processes/api/restart", headers=H, json={"instances": 999})
-    assert many.status_code == 400 and "over the network" in many.json()["message"]
-    assert len(pmd.list()) == 3  # the refused ones changed nothing
+    grow = httpx.post(w.url + "/api/processes/api/restart", headers=H, json={"instances": 2})
+    assert grow.status_code == 400 and "over the network" in grow.json()["message"]
+    squeeze = {"instances": 1, "port": f"{first + 1}-{first + 1}"}
+    ok = httpx.post(w.url + "/api/processes/api/restart", headers=H, json=squeeze)
+    assert ok.status_code == 200, ok.text
+    assert len(pmd.list()) == 2  # the refused ones changed nothing
 
 
 def test_rate_limit_headers_and_429(pmd: Pmd, web: Callable[..., Web]) -> None:

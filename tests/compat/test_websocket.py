@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import websockets
 
 from helpers import Pmd, Web, child
@@ -290,3 +291,21 @@ def test_log_messages_through_a_subscription(pmd: Pmd, web: Callable[..., Web]) 
             assert line["message"] == "got SIGUSR1"
 
     asyncio.run(main())
+
+
+def test_auth_messages_count_as_failed_authentications(pmd: Pmd, web: Callable[..., Web]) -> None:
+    """Guessing keys over /ws is limited like over HTTP: after 10 wrong keys, 429-like."""
+    w = web("--api-key", KEY)
+
+    async def main() -> None:
+        async with websockets.connect(w.ws_url) as ws:
+            for i in range(10):
+                await ws.send(json.dumps({"type": "auth", "api_key": f"guess-{i}"}))
+                assert (await next_of(ws, {"auth"}))["data"]["authenticated"] is False
+            await ws.send(json.dumps({"type": "auth", "api_key": KEY}))
+            refused = await next_of(ws, {"error", "auth"})
+            assert refused["type"] == "error" and "too many failed" in refused["data"]["message"]
+
+    asyncio.run(main())
+    throttled = httpx.get(w.url + "/api/processes", headers={"X-API-Key": KEY})
+    assert throttled.status_code == 429  # the same count as HTTP's

@@ -30,8 +30,8 @@ from pmdaemon.api.ratelimit import RateLimitMiddleware
 from pmdaemon.errors import InvalidInput, PmdError
 from pmdaemon.managed import HealthState, ManagedProcess
 from pmdaemon.model import ProcessState
-from pmdaemon.redact import HIDDEN, hide_arguments, hide_query
-from pmdaemon.specs import inert_warnings, port_value
+from pmdaemon.redact import HIDDEN, hide_arguments, hide_command_in, hide_query
+from pmdaemon.specs import check_instance_ports, inert_warnings, port_value
 from pmdaemon.supervisor import Supervisor
 from pmdaemon.system import SystemSampler
 from pmdaemon.units import format_timestamp, shown
@@ -106,8 +106,12 @@ def redact(view: dict[str, Any]) -> dict[str, Any]:
     arguments, and health check URLs without their query. The owner sees everything
     through the Unix socket (`pmdaemon info`)."""
     config = view["config"]
-    config["script"] = hide_arguments(config["script"])
+    script = config["script"]
+    config["script"] = hide_arguments(script)
     config["args"] = [HIDDEN for _ in config["args"]]
+    config["interpreter_args"] = [HIDDEN for _ in config.get("interpreter_args", ())]
+    view["last_error"] = hide_command_in(view.get("last_error"), script)
+    view["last_restart_reason"] = hide_command_in(view.get("last_restart_reason"), script)
     check = config.get("health_check")
     if check is not None:
         check["url"] = hide_query(check.get("url"))
@@ -230,20 +234,21 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         if "instances" in body:  # PMDaemon's features/web-api.md: restart at a new count
             count = instance_count(body["instances"])
             procs = sup.resolve(ident)
-            most = max(len(procs), os.cpu_count() or 1)
-            if not control and count > most:  # a network client never multiplies an app
-                raise InvalidInput(
-                    f"invalid instances {count}: over the network an app is restarted at most "
-                    f"at {most} instances (its current count, or the number of CPUs); scale "
-                    "further with `pmdaemon scale` on the machine",
-                    {"field": "instances"},
-                )
             if procs[0].group is None and count > 1:
                 raise InvalidInput(
                     f"cannot restart {ident!r} as {count} instances: it was started as one "
                     "process; delete it and start it again with instances",
                     {"field": "instances"},
                 )
+            if not control and count > len(procs):  # processes are never made over TCP
+                raise InvalidInput(
+                    f"invalid instances {count}: over the network an app is restarted at most "
+                    f"at its current {len(procs)} instance(s); grow it with `pmdaemon scale` "
+                    "on the machine",
+                    {"field": "instances"},
+                )
+            if port is not None:  # checked before anything changes
+                check_instance_ports(count, port)
             if procs[0].group is not None and count != len(procs):
                 await sup.scale(ident, count)
         procs = await sup.restart(ident, env, port)

@@ -149,6 +149,7 @@ class WebOptions:
     access_sink: Callable[[str], None] | None = None
     audit: AuditLog | None = None
     rate_limit: int = 0  # requests a minute per client; 0: no limit
+    failures: FailureLimiter | None = None  # wrong keys per client, HTTP and WebSocket
 
 
 UI_PREFIX = "/ui"
@@ -200,7 +201,8 @@ class AuthMiddleware:
     ) -> None:
         self.app = app
         self.options = options
-        self.limiter = limiter or FailureLimiter()
+        self.limiter = limiter or options.failures or FailureLimiter()
+        options.failures = self.limiter  # the WebSocket's auth messages count here too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

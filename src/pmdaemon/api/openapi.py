@@ -181,8 +181,7 @@ SCHEMAS: dict[str, Any] = {
                 "minimum": 1,
                 "maximum": 1024,
                 "description": "a cluster is scaled to this count first (PMDaemon's "
-                "features/web-api.md); over TCP at most its current count or the number of "
-                "CPUs",
+                "features/web-api.md); over TCP it may only shrink",
             },
         },
     },

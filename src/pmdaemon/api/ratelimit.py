@@ -19,7 +19,7 @@ MAX_CLIENTS = 10_000
 
 @dataclass
 class Window:
-    start: float  # wall-clock time, so Reset can be told as a Unix timestamp
+    start: float  # monotonic: a clock step never blocks a client
     count: int
     burst_start: float
     burst_count: int
@@ -69,7 +69,9 @@ class RateLimitMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        remaining, wait, reset = self.limiter.take(_client(scope), time.time())
+        now = time.monotonic()
+        remaining, wait, reset = self.limiter.take(_client(scope), now)
+        reset += time.time() - now  # told as a Unix time
         headers = [
             (b"x-ratelimit-limit", str(self.limiter.limit).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),

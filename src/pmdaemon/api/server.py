@@ -146,6 +146,9 @@ class WebServer:
         config = uvicorn.Config(
             self.app,
             lifespan="off",
+            # The client address is the peer's: a local client could otherwise pick any
+            # address in X-Forwarded-For and dodge the per-client limits.
+            proxy_headers=False,
             log_level="warning",
             access_log=False,
             http="httptools",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ def wire(event: Event) -> str:
 
 
 MAX_FOLLOWED = 64
+RUNNING: set[asyncio.Task[Any]] = set()  # commands that outlive their connection
 
 
 EVENTS = (
@@ -93,6 +95,7 @@ class Connection:
         self.system = system
         self.sub = sub
         self.access: Access = ws.scope.get("pmd.access", Access.NONE)
+        self.key_id: str | None = ws.scope.get("pmd.key_id")
         self.followers: dict[tuple[int, str], asyncio.Task[None]] = {}
         self.events: set[str] | None = None  # None: every type
         self.processes: set[str] | None = None  # None: every process
@@ -136,9 +139,18 @@ class Connection:
             if not self.options.keys.configured:
                 self.access = Access.FULL
             elif isinstance(key, str):
-                access, _ = self.options.keys.check([key])
-                if access != Access.NONE and self.access != Access.FULL:
-                    self.access = access
+                client = self.ws.client.host if self.ws.client else "local"
+                limiter = self.options.failures
+                wait = limiter.retry_after(client) if limiter is not None else 0
+                if wait:
+                    return error(
+                        f"too many failed authentications from this client; retry in {wait}s"
+                    )
+                access, kid = self.options.keys.check([key])
+                if access == Access.NONE and limiter is not None:
+                    limiter.fail(client)
+                elif access != Access.NONE and self.access != Access.FULL:
+                    self.access, self.key_id = access, kid
             return message(
                 "auth",
                 {"authenticated": self.authenticated, "access": self.access.name.lower()},
@@ -227,6 +239,9 @@ class Connection:
             self.interval = interval / 1000
             if self.sub is not None:
                 self.sub.metrics_interval = self.interval
+        keep = {p.id for p in followed[:MAX_FOLLOWED]}
+        for key in [k for k in self.followers if k[0] not in keep]:
+            self.followers.pop(key).cancel()  # the new subscription replaces the old one
         self.follow_all(followed[:MAX_FOLLOWED])
         return message(
             "subscribed",
@@ -287,9 +302,14 @@ class Connection:
             for stream, path in (("out", proc.out_log), ("error", proc.error_log)):
                 key = (proc.id, stream)
                 if key not in self.followers and len(self.followers) < MAX_FOLLOWED * 2:
-                    self.followers[key] = asyncio.get_running_loop().create_task(
-                        self.follow(proc, stream, path)
-                    )
+                    task = asyncio.get_running_loop().create_task(self.follow(proc, stream, path))
+                    self.followers[key] = task
+                    task.add_done_callback(partial(self._followed, key))
+
+    def _followed(self, key: tuple[int, str], task: asyncio.Task[None]) -> None:
+        """A follower ended (its file went, or the client): it no longer counts."""
+        if self.followers.get(key) is task:
+            del self.followers[key]
 
     async def follow(self, proc: ManagedProcess, stream: str, path: Path) -> None:
         with contextlib.suppress(WebSocketDisconnect, TimeoutError, RuntimeError, OSError):
@@ -317,6 +337,11 @@ class Connection:
     async def command(self, body: dict[str, Any]) -> str:
         """stop, restart, reload, delete or start an existing process, for a client that
         presented a full-access key; never a new process over the network."""
+        unknown = sorted(set(body) - {"action", "process", "id", "config"})
+        if unknown:
+            return error(
+                f"invalid command: unknown field {unknown[0][:32]!r}; accepted action, process"
+            )
         action, ident = body.get("action"), body.get("process", body.get("id"))
         if isinstance(ident, int) and not isinstance(ident, bool):
             ident = str(ident)
@@ -341,9 +366,15 @@ class Connection:
                 "processes are not created over the network: start it with the CLI, then "
                 "manage it here (a command names an existing process and takes no config)"
             )
-        status = 200
+        status = 500
+        # The operation runs to its end even if this client goes away meanwhile: a restart
+        # cut off halfway would leave the process stopping for ever.
+        task = asyncio.get_running_loop().create_task(self.run(action, ident))
+        RUNNING.add(task)
+        task.add_done_callback(RUNNING.discard)
         try:
-            procs = await self.run(action, ident)
+            procs = await asyncio.shield(task)
+            status = 200
         except PmdError as exc:
             status = STATUS_BY_CODE.get(exc.code, 500)
             return message(
@@ -360,7 +391,7 @@ class Connection:
             if self.options.audit is not None:
                 self.options.audit.record(
                     client=str(self.ws.client.host) if self.ws.client else "local",
-                    key_id=self.ws.scope.get("pmd.key_id"),
+                    key_id=self.key_id,
                     auth="ok",
                     method="WS",
                     path=f"/api/processes/{ident[:100]}/{action}",
