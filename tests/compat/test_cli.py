@@ -313,7 +313,8 @@ def test_bad_values_of_the_new_start_flags(pmd: Pmd, flags: list[str], said: str
 
 @pytest.fixture
 def throwaway_user() -> Iterator[str]:
-    """An account made for this test and removed after it (needs root and useradd)."""
+    """An account made for this test and removed after it (needs root and useradd). Ask
+    for it before `pmd`, so that the daemon and its children are gone before userdel."""
     if os.geteuid() != 0 or shutil.which("useradd") is None:
         pytest.skip("running a process as another user needs root and useradd")
     name = f"pmdt{os.getpid() % 100000}"
@@ -324,7 +325,7 @@ def throwaway_user() -> Iterator[str]:
         subprocess.run(["userdel", name], check=False)
 
 
-def test_user_runs_the_app_as_that_account(pmd: Pmd, throwaway_user: str) -> None:
+def test_user_runs_the_app_as_that_account(throwaway_user: str, pmd: Pmd) -> None:
     """cli/configuration-options.md: `--user app-user`; its log files stay the daemon's."""
     import pwd
     import tempfile
