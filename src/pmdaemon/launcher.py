@@ -134,6 +134,11 @@ class Account(NamedTuple):
 NOBODY_ELSE = Account()  # the daemon's own account
 
 
+def passwd_entry(user: str) -> pwd.struct_passwd:
+    """The account named by ``user`` (a name, or a numeric id); KeyError when none."""
+    return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+
+
 def account(user: str | None, group: str | None) -> Account:
     """The account of ``user`` / ``group`` (names or numeric ids), or SpawnError saying
     why the daemon cannot run a process as them."""
@@ -143,7 +148,7 @@ def account(user: str | None, group: str | None) -> Account:
     name = None
     if user is not None:
         try:
-            entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+            entry = passwd_entry(user)
         except KeyError:
             raise SpawnError(
                 f"user {user!r} does not exist on this machine", {"field": "user"}
@@ -175,7 +180,7 @@ def account(user: str | None, group: str | None) -> Account:
 def account_environment(user: str) -> dict[str, str]:
     """HOME, USER and LOGNAME of ``user`` (empty when it does not exist: spawn says so)."""
     try:
-        entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+        entry = passwd_entry(user)
     except KeyError:
         return {}
     return {"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
