@@ -1,5 +1,5 @@
-"""Ecosystem files (JSON, YAML, TOML with a top-level ``apps`` list) → validated app
-configurations. The only module that knows file formats. Validation is complete: every
+"""Ecosystem files (JSON, YAML, TOML, and PM2's JavaScript files through node) → validated
+app configurations. The only module that knows file formats. Validation is complete: every
 problem of every app is collected, so one run of `validate` shows them all."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmdaemon import interpolate, jsonc
+from pmdaemon import interpolate, jsonc, nodeconfig
 from pmdaemon.errors import ConfigError, InvalidInput
 from pmdaemon.model import ProcessSpec
 from pmdaemon.specs import (
@@ -21,6 +21,7 @@ from pmdaemon.specs import (
     build_spec,
     check_increment,
     check_instance_ports,
+    check_watch_paths,
     default_name,
     inert_warnings,
     normalize,
@@ -28,27 +29,35 @@ from pmdaemon.specs import (
 from pmdaemon.units import shown_key
 
 MAX_FILE = 10 * 1024 * 1024
-FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
-ECOSYSTEM_SUFFIXES = tuple(FORMATS)
-
-# PM2 fields with no equivalent here: refused by name, never silently ignored.
-UNSUPPORTED_PM2 = {
-    "watch_options": "pmdaemon does not watch files for changes",
-    "cron_restart": "pmdaemon has no cron restarts",
-    "source_map_support": "not a Node.js-only manager",
-    "listen_timeout": "use wait_timeout",
-    "shutdown_with_message": "stops always use kill_signal",
-    "vizion": "pmdaemon does not track version control",
-    "post_update": "pmdaemon does not deploy",
-    "force": "not needed",
-    "filter_env": "the environment is captured as PM2 does, without filtering",
-    "appendEnvToName": "names are used as given",
-    "automation": "no PM2 cloud",
-    "treekill": "stop always ends the whole process tree",
-    "autostart": "every app of the file is started (enabled: false creates one stopped)",
+FORMATS = {
+    ".json": "json",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+    ".js": "js",
+    ".cjs": "js",
+    ".mjs": "js",
 }
+ECOSYSTEM_SUFFIXES = tuple(FORMATS)
+# Where a file name alone says "ecosystem file" (start, stop, restart, reload, delete): as
+# PM2, a .js file is a script unless it is named *.config.js.
+NAMED_SUFFIXES = (".json", ".yaml", ".yml", ".toml", ".config.js", ".config.cjs", ".config.mjs")
+# What `pmdaemon start` with no script looks for in the current directory (PM2's default
+# first).
+DEFAULT_FILES = (
+    "ecosystem.config.js",
+    "ecosystem.config.cjs",
+    "ecosystem.config.mjs",
+    "ecosystem.json",
+    "ecosystem.yaml",
+    "ecosystem.yml",
+    "ecosystem.toml",
+)
+
 PROFILE_KEY = re.compile(r"^env_(?!file$)[A-Za-z0-9_.-]+$")
 TOP_LEVEL = ("apps", "deploy", "$schema")
+# PM2 reads these top-level keys too: `pm2` instead of `apps`, `static` for its file server.
+PM2_TOP_LEVEL = ("pm2", "static")
 
 
 @dataclass(frozen=True)
@@ -95,23 +104,33 @@ class App:
 
 
 def is_ecosystem_path(text: str) -> bool:
-    return text.lower().endswith(ECOSYSTEM_SUFFIXES) and os.path.isfile(text)
+    return has_ecosystem_name(text) and os.path.isfile(text)
+
+
+def has_ecosystem_name(text: str) -> bool:
+    """A file name that stands for an ecosystem file where a script could be given."""
+    return text.lower().endswith(NAMED_SUFFIXES)
+
+
+def default_file(directory: str = ".") -> str | None:
+    """The ecosystem file `start` uses when given none, as PM2 does."""
+    for name in DEFAULT_FILES:
+        if os.path.isfile(os.path.join(directory, name)):
+            return os.path.join(directory, name) if directory != "." else name
+    return None
 
 
 def read_document(path: Path) -> Any:
     shown = str(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        hint = (
-            " (convert a PM2 ecosystem.config.js to JSON or YAML)"
-            if suffix in (".js", ".cjs", ".mjs")
-            else ""
-        )
         raise file_error(
             shown,
             f"unsupported file type {suffix or '(none)'!r}: expected "
-            f".json, .yaml, .yml or .toml{hint}",
+            ".json, .yaml, .yml, .toml, or PM2's .js, .cjs, .mjs",
         )
+    if FORMATS[suffix] == "js":
+        return _evaluated(path)
     try:
         size = path.stat().st_size
         if size > MAX_FILE:
@@ -136,7 +155,7 @@ def read_document(path: Path) -> Any:
 
     try:
         if kind == "json":
-            return json.loads(jsonc.strip(text), object_pairs_hook=_no_duplicate_keys)
+            return _json(path, text)
         if kind == "toml":
             return tomllib.loads(text)
         import yaml
@@ -156,6 +175,31 @@ def read_document(path: Path) -> Any:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise refuse(first[:200]) from None
         raise
+
+
+def _json(path: Path, text: str) -> Any:
+    """JSON with comments and trailing commas; failing that, and with node at hand, the text
+    as PM2 reads a .json file: one JavaScript expression (single quotes, bare keys)."""
+    try:
+        return json.loads(jsonc.strip(text), object_pairs_hook=_no_duplicate_keys)
+    except DuplicateKey:
+        raise
+    except json.JSONDecodeError as strict:  # syntax only: a value JSON cannot hold stays refused
+        if nodeconfig.node_path() is None:
+            raise
+        try:
+            return nodeconfig.evaluate(path, expression=True)
+        except nodeconfig.NodeConfigError:
+            raise strict from None  # the JSON parser's message points at the problem
+
+
+def _evaluated(path: Path) -> Any:
+    if not path.is_file():
+        raise file_error(str(path), "cannot read: No such file or directory")
+    try:
+        return nodeconfig.evaluate(path)
+    except nodeconfig.NodeConfigError as exc:
+        raise file_error(str(path), str(exc)) from None
 
 
 class DuplicateKey(ValueError):
@@ -212,7 +256,7 @@ def load(
     ``${VAR}`` references take their values from ``environ`` (the process's own)."""
     shown = str(path)
     document = read_document(path)
-    apps, problems = app_list(shown, document)
+    apps, problems, file_warnings = app_list(shown, document)
     if env_name is not None and not any(
         isinstance(a, Mapping) and f"env_{env_name}" in a for a in apps
     ):
@@ -234,6 +278,7 @@ def load(
         item = interpolate.expand(written, environ, "", unset)
         # With --name, flags apply to the app asked for, not to its neighbours.
         applies = only is None or _app_name(item) == only
+        item = _as_pm2_reads(item, env_name, pm2_file=FORMATS.get(path.suffix.lower()) == "js")
         app, app_problems = _check_app(
             shown, index, item, base_dir, env_name, (overrides or {}) if applies else {}
         )
@@ -264,6 +309,8 @@ def load(
             result.append(app)
     if problems:
         raise EcosystemError(problems)
+    for app in result:
+        app.warnings[:0] = file_warnings
     if only is not None:
         result = [a for a in result if a.spec.name == only]
         if not result:
@@ -281,31 +328,37 @@ def load(
     return result
 
 
-def app_list(shown: str, document: Any) -> tuple[list[Any], list[Problem]]:
+def app_list(shown: str, document: Any) -> tuple[list[Any], list[Problem], list[str]]:
     """The app objects of a document, in the shapes PM2 and PMDaemon load: ``{"apps":
-    [...]}`` (``apps`` may be one object), a top-level list of apps, or one bare app
-    object. Raises EcosystemError when there are none; the problems returned are about
-    the file's other top-level keys."""
+    [...]}`` (``apps`` may be one object; PM2 also reads ``pm2``), a top-level list of apps,
+    or one bare app object. Raises EcosystemError when there are none; also returns the
+    problems and the warnings about the file's other top-level keys (PM2 ignores keys it
+    does not know, and so do we, saying so)."""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    key = next(
+        (k for k in ("apps", "pm2") if isinstance(document, Mapping) and k in document), None
+    )
     if isinstance(document, list):
         apps: Any = document
-        problems: list[Problem] = []
-    elif isinstance(document, Mapping) and "apps" not in document and "script" in document:
-        return [document], []
-    elif isinstance(document, Mapping) and "apps" in document:
-        apps = document["apps"]
+    elif isinstance(document, Mapping) and key is None and "script" in document:
+        return [document], [], []
+    elif isinstance(document, Mapping) and key is not None:
+        apps = document[key]
         if isinstance(apps, Mapping):
             apps = [apps]
-        problems = [
-            Problem(
-                shown,
-                None,
-                None,
-                str(k)[:40],
-                f"unknown top-level key: only {', '.join(repr(t) for t in TOP_LEVEL)} are read",
-            )
-            for k in document
-            if k not in TOP_LEVEL
-        ]
+        read = (key, "deploy", "$schema")
+        for other in document:
+            if other == "static":
+                warnings.append(
+                    "static: PM2's static file server is not part of pmdaemon (serve the "
+                    "files with an app): ignored"
+                )
+            elif other not in read:
+                warnings.append(
+                    f"unknown top-level key {shown_key(other, 40)!r}: only "
+                    f"{', '.join(repr(t) for t in read)} are read; ignored"
+                )
         if "$schema" in document and not isinstance(document["$schema"], str):
             problems.append(Problem(shown, None, None, "$schema", "expected a string (a URL)"))
     else:
@@ -335,14 +388,14 @@ def app_list(shown: str, document: Any) -> tuple[list[Any], list[Problem]]:
     if not apps:
         problems.append(Problem(shown, None, None, "apps", "the list is empty: nothing to run"))
         raise EcosystemError(problems)
-    return apps, problems
+    return apps, problems, warnings
 
 
 def app_names(path: Path) -> list[str]:
     """The app names of a file, read leniently (for stop, restart, reload, delete): no
     profile, no validation beyond what finding the names needs."""
     try:
-        apps, _ = app_list(str(path), read_document(path))
+        apps, _, _ = app_list(str(path), read_document(path))
     except EcosystemError:
         apps = []
     names = [_app_name(item) for item in apps]
@@ -352,6 +405,23 @@ def app_names(path: Path) -> list[str]:
             [Problem(str(path), None, None, "apps", "no app names found in the file")]
         )
     return found
+
+
+def _as_pm2_reads(item: Any, env_name: str | None, *, pm2_file: bool) -> Any:
+    """What PM2 makes of an app before checking it: ``append_env_to_name`` adds the
+    profile's name to the app's; ``instances: 0`` is one instance per CPU in a PM2 app (a
+    JavaScript file, or one that says ``exec_mode``) where PMDaemon's files mean "created,
+    not started"."""
+    if not isinstance(item, Mapping):
+        return item
+    item = dict(item)
+    if item.get("append_env_to_name") is True and env_name is not None:
+        name = _app_name(item)
+        if name is not None:
+            item["name"] = f"{name}-{env_name}"
+    if item.get("instances") in (0, "0") and (pm2_file or "exec_mode" in item):
+        item["instances"] = "max"
+    return item
 
 
 def _app_name(item: Any) -> str | None:
@@ -388,8 +458,6 @@ def _check_app(
         key = str(key)
         if PROFILE_KEY.fullmatch(key):
             profiles[key[4:]] = value
-        elif key in UNSUPPORTED_PM2:
-            problem(key, f"unsupported PM2 field {key!r}: {UNSUPPORTED_PM2[key]}")
         else:
             written[key] = value
     raw = normalize(written, problem)
@@ -431,6 +499,11 @@ def _check_app(
         spec = build_spec(raw, default_cwd=base_dir)
     except InvalidInput as exc:
         return None, [Problem(file, index, name, exc.details.get("field"), exc.message)]
+    if os.path.isdir(spec.cwd):  # (an example file's /app need not exist here)
+        try:
+            check_watch_paths(spec)
+        except InvalidInput as exc:
+            return None, [Problem(file, index, name, "watch", exc.message)]
     # Paths in the file are relative to the file, wherever the CLI runs.
     raw["cwd"] = spec.cwd
     return App(index, raw, spec, inert_warnings(written)), []

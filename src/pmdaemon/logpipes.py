@@ -43,11 +43,17 @@ class LogSettings:
     combined: str | None = None  # log_file: every line of both streams, in the keeper only
 
     @classmethod
-    def of(cls, spec: ProcessSpec) -> LogSettings:
+    def of(cls, spec: ProcessSpec, default_combined: str | None = None) -> LogSettings:
+        """``default_combined``: where ``log_file: true`` writes."""
         stamp = None
         if spec.time or spec.log_date_format:
             stamp = compile_format(spec.log_date_format or DEFAULT_FORMAT)
-        combined = os.path.join(spec.cwd, spec.log_file) if spec.log_file else None
+        if spec.disable_logs:
+            combined = None
+        elif spec.log_file is True:
+            combined = default_combined
+        else:
+            combined = os.path.join(spec.cwd, spec.log_file) if spec.log_file else None
         return cls(spec.max_log_size, spec.max_log_files, stamp, combined)
 
 

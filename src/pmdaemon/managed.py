@@ -110,6 +110,19 @@ def _end_at_once(popen: subprocess.Popen[bytes]) -> bool:
     return True
 
 
+def _filtered(env: Mapping[str, str], rule: bool | tuple[str, ...]) -> dict[str, str]:
+    """The captured environment after PM2's filter_env: true keeps none of it; names drop
+    the variables whose names contain one of them."""
+    if rule is True:
+        return {}
+    if not rule:
+        return dict(env)
+    return {k: v for k, v in env.items() if not any(part in k for part in rule)}
+
+
+DISCARD = Path(os.devnull)  # disable_logs: the output goes nowhere
+
+
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else format_timestamp(ts)
 
@@ -137,6 +150,9 @@ class ManagedProcess:
         self.group = record.group
         self.instance = record.instance
         self.assigned_port = record.assigned_port
+        self.stopped_by_user = record.stopped_by_user
+        self.next_cron_at: float | None = None  # wall time of the next cron_restart
+        self.watch_problem: str | None = None  # why its files are not (all) watched
         # A loaded process is stopped until boot starts or adopts it; errored stays errored.
         self.state = (
             ProcessState.ERRORED if record.status == ProcessState.ERRORED else ProcessState.STOPPED
@@ -180,15 +196,29 @@ class ManagedProcess:
 
     @property
     def out_log(self) -> Path:
+        if self.spec.disable_logs:
+            return DISCARD
         if self.spec.out_file:
             return Path(self.spec.cwd, self.spec.out_file)
         return self._home.out_log(self._log_name)
 
     @property
     def error_log(self) -> Path:
+        if self.spec.disable_logs:
+            return DISCARD
         if self.spec.error_file:
             return Path(self.spec.cwd, self.spec.error_file)
         return self._home.error_log(self._log_name)
+
+    def log_settings(self) -> LogSettings:
+        combined = self._home.logs_dir / f"{self._log_name}.log"
+        return LogSettings.of(self.spec, str(combined))
+
+    @property
+    def combined_log(self) -> Path | None:
+        """The log_file of this run, if it has one."""
+        path = self.log_settings().combined
+        return Path(path) if path else None
 
     @property
     def port(self) -> int | None:
@@ -262,6 +292,7 @@ class ManagedProcess:
             group=self.group,
             instance=self.instance,
             assigned_port=self.assigned_port,
+            stopped_by_user=self.stopped_by_user,
         )
 
     def start_ticks(self) -> int | None:
@@ -272,7 +303,7 @@ class ManagedProcess:
 
     def environment(self) -> dict[str, str]:
         """Captured environment < env_file (read now) < env < the injected variables."""
-        env = dict(self.base_env)
+        env = _filtered(self.base_env, self.spec.filter_env)
         if self.spec.env_file:
             env.update(launcher.read_env_file(Path(self.spec.cwd, self.spec.env_file)))
         env.update(self.spec.env)
@@ -400,7 +431,7 @@ class ManagedProcess:
             if direct:
                 return self._logs.files(self.out_log, self.error_log)
             return self._logs.outputs(
-                self.out_log, self.error_log, LogSettings.of(self.spec), check=check, later=later
+                self.out_log, self.error_log, self.log_settings(), check=check, later=later
             )
         except OSError as exc:
             raise SpawnError(
@@ -465,7 +496,7 @@ class ManagedProcess:
             self.started_at = started_at
             self._watch(pid, None)
             self._log_streams = self._logs.adopt(
-                pid, self.out_log, self.error_log, LogSettings.of(self.spec)
+                pid, self.out_log, self.error_log, self.log_settings()
             )
         except OSError:
             self.pid = None
@@ -598,6 +629,7 @@ class ManagedProcess:
         async with self._lock:
             self._check_not_deleted()
             self.desired = Desired.RUNNING
+            self.stopped_by_user = False
             if self.pid is not None:
                 return False
             self._cancel_pending_restart()
@@ -618,6 +650,7 @@ class ManagedProcess:
         async with self._lock:
             if not keep_desired:
                 self.desired = Desired.STOPPED
+                self.stopped_by_user = True
                 self.port_override = None
             self._cancel_pending_restart()
             await self._terminate()
@@ -646,6 +679,7 @@ class ManagedProcess:
             if not keep_port:
                 self.port_override = port
             self.desired = Desired.RUNNING
+            self.stopped_by_user = False
             self._counters = Counters()
             self._note_restart(reason, ended)
             self._spawn(reason)

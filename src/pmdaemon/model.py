@@ -43,10 +43,11 @@ class Desired(StrEnum):
     STOPPED = "stopped"
 
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+# PM2 takes any string; spaces are allowed here too ("API Server"), not at either end.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?")
 NAME_FORMS = (
-    "1 to 64 characters of letters, digits, '_', '.' and '-', starting with a letter, "
-    "digit or '_', not all digits and not 'all'"
+    "1 to 64 letters, digits, spaces, '_', '.' or '-' (first a letter, digit or '_', no "
+    "space last; not all digits, not 'all')"
 )
 
 
@@ -112,9 +113,16 @@ class ProcessSpec(msgspec.Struct, frozen=True):
     instance_var: str | None = None
     user: str | None = None
     group: str | None = None
-    log_file: str | None = None
+    log_file: str | bool | None = None  # True: <name>.log beside the other log files
     merge_logs: bool = False
     pid_file: str | None = None
+    log_type: str | None = None  # "json": one JSON object per line (PM2's log_type)
+    disable_logs: bool = False
+    watch: tuple[str, ...] = ()  # paths relative to cwd; empty: not watched
+    ignore_watch: tuple[str, ...] | None = None  # None: PM2's default (dotfiles, node_modules)
+    watch_delay: float = 0.0
+    cron_restart: str | None = None
+    filter_env: bool | tuple[str, ...] = False
 
 
 class ExitRecord(msgspec.Struct, frozen=True):

@@ -25,15 +25,21 @@ def ecosystem_schema() -> dict[str, Any]:
     for name, (_, schema, note) in INERT_FIELDS.items():
         properties[name] = {
             "anyOf": [schema, {"type": "null"}],
-            "description": note or "read with watch (not implemented yet)",
+            "description": note or "accepted for PM2's files; it changes nothing here",
         }
     for alias, target in FIELD_ALIASES.items():
         properties[alias] = {**properties[target], "description": f"another name of {target}"}
     properties["log"] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {key: properties[key] for key in LOG_GROUP},
-        "description": "PMDaemon's group of log settings (each also works on its own)",
+        "anyOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {key: properties[key] for key in LOG_GROUP},
+            },
+            {key: value for key, value in properties["log_file"].items() if key != "description"},
+        ],
+        "description": "PMDaemon's group of log settings (each also works on its own), or "
+        "PM2's other name of log_file",
     }
     # A field may be written once: under its name, an alias, or in the log group.
     once: list[dict[str, Any]] = [
@@ -42,12 +48,30 @@ def ecosystem_schema() -> dict[str, Any]:
     for alias, target in FIELD_ALIASES.items():
         if target in LOG_GROUP:
             once.append(
-                {"not": {"required": [alias, "log"], "properties": {"log": {"required": [target]}}}}
+                {
+                    "not": {
+                        "required": [alias, "log"],
+                        "properties": {"log": {"type": "object", "required": [target]}},
+                    }
+                }
             )
     once += [
-        {"not": {"required": [key, "log"], "properties": {"log": {"required": [key]}}}}
+        {
+            "not": {
+                "required": [key, "log"],
+                "properties": {"log": {"type": "object", "required": [key]}},
+            }
+        }
         for key in LOG_GROUP
     ]
+    once.append(  # PM2's log (a string) is log_file
+        {
+            "not": {
+                "required": ["log_file", "log"],
+                "properties": {"log": {"not": {"type": ["object", "null"]}}},
+            }
+        }
+    )
     once += [
         {
             "not": {
@@ -70,9 +94,10 @@ def ecosystem_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://pmdaemon.invalid/ecosystem.schema.json",
         "title": "pmdaemon ecosystem file",
-        "description": "Apps to run: JSON, YAML or TOML with a top-level apps list (or a list "
-        "of apps, or one app). env_<profile> blocks are applied with --env-name PROFILE; "
-        "${VAR} and ${VAR:-default} are taken from the environment.",
+        "description": "Apps to run: JSON, YAML or TOML (or the data a PM2 ecosystem.config.js "
+        "exports) with a top-level apps list (or a list of apps, or one app). env_<profile> "
+        "blocks are applied with --env-name PROFILE; ${VAR} and ${VAR:-default} are taken "
+        "from the environment. Other top-level keys are ignored, with a warning.",
         "anyOf": [
             {
                 "type": "object",
@@ -82,10 +107,24 @@ def ecosystem_schema() -> dict[str, Any]:
                     "deploy": {"type": "object", "description": "PM2 deploy settings (not read)"},
                     "$schema": {"type": "string", "description": "this schema, for editors"},
                 },
-                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "required": ["pm2"],
+                "not": {"required": ["apps"]},
+                "properties": {
+                    "pm2": {"anyOf": [app_list, {"$ref": "#/$defs/app"}]},
+                    "$schema": {"type": "string", "description": "this schema, for editors"},
+                },
             },
             app_list,
-            {"allOf": [{"not": {"required": ["apps"]}}, {"$ref": "#/$defs/app"}]},
+            {
+                "allOf": [
+                    {"not": {"required": ["apps"]}},
+                    {"not": {"required": ["pm2"]}},
+                    {"$ref": "#/$defs/app"},
+                ]
+            },
         ],
         "$defs": {"app": app},
     }

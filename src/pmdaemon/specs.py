@@ -242,15 +242,26 @@ def _size(field: str, value: Any) -> int:
     return parse_size(value, field)
 
 
-def _instances(field: str, value: Any) -> int:
-    """A number of instances; ``max`` is the CPU count, 0 (PMDaemon's meaning) an app that
-    is created but not started (as ``enabled: false``)."""
-    if value == "max":
+def cpu_count() -> int:
+    """The CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except OSError:
         return os.cpu_count() or 1
+
+
+def _instances(field: str, value: Any) -> int:
+    """A number of instances; ``max`` is the CPU count, -N (PM2) the CPU count less N (at
+    least one), 0 (PMDaemon's meaning) an app that is created but not started (as
+    ``enabled: false``; PM2's apps get ``max`` for 0 from the file loader)."""
+    if value == "max":
+        return cpu_count()
+    if isinstance(value, int) and not isinstance(value, bool) and -1024 <= value < 0:
+        return max(1, cpu_count() + value)
     if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
         raise InvalidInput(
             f"invalid {field} {shown(value)}: expected a number from 0 (created, not started) "
-            'to 1024, or "max"',
+            'to 1024, -1 (one per CPU but one), or "max"',
             {"field": field},
         )
     try:
@@ -258,7 +269,7 @@ def _instances(field: str, value: Any) -> int:
     except InvalidInput:
         raise InvalidInput(
             f"invalid {field} {shown(value)}: expected a number from 0 (created, not started) "
-            'to 1024, or "max"',
+            'to 1024, -1 (one per CPU but one), or "max"',
             {"field": field},
         ) from None
 
@@ -287,6 +298,92 @@ def _exec_mode(field: str, value: Any) -> str:
     raise InvalidInput(
         f"invalid {field} {shown(value)}: expected fork or cluster", {"field": field}
     )
+
+
+def _watch(field: str, value: Any) -> tuple[str, ...]:
+    """What to watch, relative to the app's cwd: true (or PM2's empty list) is the cwd
+    itself, a path or a list of paths; false or null is no watching."""
+    if value is None or value is False:
+        return ()
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        value = value.strip().lower() == "true"  # as PMDaemon's docs write it
+        if not value:
+            return ()
+    if value is True:
+        return (".",)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or len(value) > 256:
+        raise InvalidInput(
+            f"invalid {field} {shown(value)}: expected true, false, a path or a list of at "
+            "most 256 paths",
+            {"field": field},
+        )
+    return tuple(_string(field, v) for v in value) or (".",)
+
+
+def _patterns(field: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or len(value) > 1024:
+        raise InvalidInput(
+            f"invalid {field} {shown(value)}: expected a pattern or a list of at most 1024",
+            {"field": field},
+        )
+    return tuple(_string(field, v) for v in value)
+
+
+def _cron(field: str, value: Any) -> str | None:
+    """A cron expression (PM2's syntax); 0 or "0" is none, as PM2 reads it."""
+    if value is None or value == 0 or value == "0":
+        return None
+    from pmdaemon import cron
+
+    if not isinstance(value, str) or not value.strip() or len(value) > 256:
+        raise InvalidInput(
+            f"invalid {field} {shown(value)}: expected a cron expression such as '0 3 * * *'",
+            {"field": field},
+        )
+    try:
+        cron.parse(value)
+    except cron.CronError as exc:
+        raise InvalidInput(f"invalid {field} {shown(value)}: {exc}", {"field": field}) from None
+    return value.strip()
+
+
+def _filter_env(field: str, value: Any) -> bool | tuple[str, ...]:
+    """PM2's filter_env: true keeps none of the captured environment; a name or a list of
+    names drops the captured variables whose names contain one of them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple) and len(value) <= 1024:
+        return tuple(_string(field, v) for v in value)
+    raise InvalidInput(
+        f"invalid {field} {shown(value)}: expected true, false, or a list of names",
+        {"field": field},
+    )
+
+
+def _log_type(field: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "raw")):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "json":
+        return "json"
+    raise InvalidInput(
+        f"invalid {field} {shown(value)}: expected json (one JSON object per line)",
+        {"field": field},
+    )
+
+
+def _log_file(field: str, value: Any) -> str | bool | None:
+    """A path, or true for <name>.log beside the other log files (false: none)."""
+    if value is True:
+        return True
+    if value is False or value is None:
+        return None
+    return _string(field, value)
 
 
 def _account(field: str, value: Any) -> str:
@@ -556,7 +653,7 @@ PORT_SCHEMA = {
 }
 NAME_SCHEMA = {
     "type": "string",
-    "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
+    "pattern": r"^[A-Za-z0-9_](?:[A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?$",
     "not": {"anyOf": [{"const": "all"}, {"pattern": r"^[0-9]+$"}]},
 }
 STRING = {"type": "string", "maxLength": MAX_STRING, "pattern": r"^[^\x00]*[^\x00\s][^\x00]*$"}
@@ -682,6 +779,21 @@ ACCOUNT_SCHEMA = {
     ]
 }
 ENV_NAME_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"}
+LOG_TYPE_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": rf"^\s*(?:{any_case('json')}|{any_case('raw')})?\s*$"},
+        {"type": "null"},
+    ]
+}
+# The shape of a cron expression (its values' ranges are the loader's to check).
+_CRON_ITEM = r"[-0-9A-Za-z*?,/]+"
+CRON_PATTERN = (
+    r"^\s*(?:"
+    + "|".join(any_case(n) for n in ("@yearly", "@annually", "@monthly", "@weekly", "@daily"))
+    + "|"
+    + "|".join(any_case(n) for n in ("@midnight", "@hourly"))
+    + rf"|{_CRON_ITEM}(?:\s+{_CRON_ITEM}){{4,5}})\s*$"
+)
 
 
 FIELDS: dict[str, Field] = {
@@ -705,8 +817,15 @@ FIELDS: dict[str, Field] = {
     "labels": Field(_labels, LABELS_SCHEMA, "name: value labels, shown by info and the API"),
     "instances": Field(
         _instances,
-        {"anyOf": [count_schema(0, 1024), {"const": "max"}]},
-        "number of instances, max (the CPU count), or 0: created but not started",
+        {
+            "anyOf": [
+                count_schema(0, 1024),
+                {"type": "integer", "minimum": -1024, "maximum": -1},
+                {"const": "max"},
+            ]
+        },
+        "number of instances, max (the CPU count), -N (the CPU count less N), or 0: created "
+        "but not started (in a PM2 app: one per CPU)",
     ),
     "exec_mode": Field(
         _exec_mode,
@@ -774,9 +893,59 @@ FIELDS: dict[str, Field] = {
     "wait_timeout": Field(_duration, DURATION_SCHEMA, "how long start waits"),
     "out_file": Field(_optional(_string), STRING, "stdout log file"),
     "error_file": Field(_optional(_string), STRING, "stderr log file"),
-    "log_file": Field(_optional(_string), STRING, "a log file with stdout and stderr together"),
+    "log_file": Field(
+        _log_file,
+        {"anyOf": [STRING, {"type": "boolean"}, {"type": "null"}]},
+        "a log file with stdout and stderr together (true: <name>.log with the others)",
+    ),
+    "log_type": Field(
+        _log_type,
+        LOG_TYPE_SCHEMA,
+        "json: each log line written as a JSON object (message, timestamp, type, app)",
+    ),
+    "disable_logs": Field(_bool, BOOL, "true: the app's output is not kept"),
     "merge_logs": Field(_bool, BOOL, "the instances of a cluster share one set of log files"),
     "pid_file": Field(_optional(_string), STRING, "a file that holds the PID of the current run"),
+    "watch": Field(
+        _watch,
+        {
+            "anyOf": [
+                {"type": ["boolean", "null"]},
+                STRING,
+                {"type": "array", "maxItems": 256, "items": STRING},
+            ]
+        },
+        "restart when files change: true (the cwd), a path, or a list of paths",
+    ),
+    "ignore_watch": Field(
+        _patterns,
+        {"anyOf": [STRING, {"type": "array", "maxItems": 1024, "items": STRING}]},
+        "paths, globs or regular expressions that watch passes over",
+    ),
+    "watch_delay": Field(_duration, DURATION_SCHEMA, "wait after a burst of changes"),
+    "cron_restart": Field(
+        _optional(_cron),
+        {
+            "anyOf": [
+                {"const": 0},
+                {"const": "0"},
+                {"type": "null"},
+                {"type": "string", "maxLength": 256, "pattern": CRON_PATTERN},
+            ]
+        },
+        "a cron expression: restart (or run a one-shot job) on that schedule",
+    ),
+    "filter_env": Field(
+        _filter_env,
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                STRING,
+                {"type": "array", "maxItems": 1024, "items": STRING},
+            ]
+        },
+        "true: none of the captured environment; names: drop variables containing them",
+    ),
     "time": Field(_bool, BOOL, "timestamp each log line"),
     "log_date_format": Field(
         _optional(_date_format),
@@ -796,22 +965,10 @@ FIELDS: dict[str, Field] = {
 # Fields PMDaemon's or PM2's files carry that do nothing here (yet): accepted and checked
 # loosely, dropped from the spec, and each named by one warning when it asks for something.
 INERT_FIELDS: dict[str, tuple[Callable[[str, Any], Any], dict[str, Any], str]] = {
-    "watch": (
-        _loose("bool", "string", "list"),
-        {"type": ["boolean", "string", "array"]},
-        "watch is not implemented yet: the app is not restarted when its files change",
-    ),
-    "ignore_watch": (_loose("string", "list"), {"type": ["string", "array"]}, ""),
-    "watch_delay": (_loose("number", "string"), {"type": ["number", "string"]}, ""),
     "depends_on": (
         _loose("list", "object", "string"),
         {"type": ["array", "object", "string"]},
         "depends_on is not implemented yet: the apps start together, in no particular order",
-    ),
-    "log_type": (
-        _loose("string"),
-        {"type": "string"},
-        "log_type is not implemented yet: log lines are written as the app prints them",
     ),
     "compress_logs": (
         _loose("bool"),
@@ -839,16 +996,108 @@ INERT_FIELDS: dict[str, tuple[Callable[[str, Any], Any], dict[str, Any], str]] =
         {"type": "object"},
         "docker settings are not read: pmdaemon runs processes, not containers",
     ),
+    # PM2's fields for its own machinery (schema.json): accepted, and when a value asks for
+    # something, a warning says why it does nothing here.
+    "watch_options": (
+        _loose("object"),
+        {"type": "object"},
+        "watch_options are chokidar's (PM2's watcher): pmdaemon watches with inotify, with "
+        "ignore_watch and watch_delay",
+    ),
+    "append_env_to_name": (_loose("bool"), {"type": "boolean"}, ""),  # read by the file loader
+    "name_prefix": (_loose("string"), {"type": "string"}, ""),
+    "username": (_loose("string"), {"type": "string"}, ""),  # PM2 fills it in itself
+    "install_url": (_loose("string"), {"type": "string"}, ""),
+    "windowsHide": (_loose("bool"), {"type": "boolean"}, ""),
+    "kill_retry_time": (_loose("number"), {"type": "number"}, ""),  # exits are not polled here
+    "execute_command": (_loose("bool"), {"type": "boolean"}, ""),
+    "write": (_loose("bool"), {"type": "boolean"}, ""),
+    "source_map_support": (
+        _loose("bool"),
+        {"type": "boolean"},
+        "source_map_support is a Node.js loader option of PM2's: give node "
+        "--enable-source-maps in node_args instead",
+    ),
+    "disable_source_map_support": (_loose("bool"), {"type": "boolean"}, ""),
+    "shutdown_with_message": (
+        _loose("bool"),
+        {"type": "boolean"},
+        "shutdown_with_message needs PM2's IPC channel: pmdaemon stops apps with kill_signal",
+    ),
+    "vizion": (
+        _loose("bool"),
+        {"type": "boolean"},
+        "vizion: pmdaemon does not record version control metadata",
+    ),
+    "post_update": (
+        _loose("list"),
+        {"type": "array"},
+        "post_update belongs to PM2's deploy and Keymetrics: pmdaemon does not deploy",
+    ),
+    "force": (
+        _loose("bool"),
+        {"type": "boolean"},
+        "force: an app name is never started twice here; delete it first or use apply",
+    ),
+    "treekill": (
+        _loose("bool"),
+        {"type": "boolean"},
+        "",  # true is what happens; false gets its own warning (inert_warnings)
+    ),
+    **{
+        key: (
+            _loose("bool", "string") if key == "pmx" else _loose("bool"),
+            {"type": ["boolean", "string"]} if key == "pmx" else {"type": "boolean"},
+            f"{key} is a PM2.io (APM) option: pmdaemon has no agent in the app; use its "
+            "/metrics endpoint",
+        )
+        for key in (
+            "pmx",
+            "automation",
+            "trace",
+            "disable_trace",
+            "v8",
+            "event_loop_inspector",
+            "deep_monitoring",
+        )
+    },
+    "io": (
+        _loose("object"),
+        {"type": "object"},
+        "io is a PM2.io (APM) option: pmdaemon has no agent in the app; use its /metrics endpoint",
+    ),
 }
+# Values of inert fields that ask for something other than what pmdaemon does.
+INERT_FALSE_WARNINGS = {
+    "treekill": "treekill: false is not honoured: a stop always ends the app's whole process "
+    "tree, so nothing it started escapes",
+}
+# PM2 defaults that are true: saying so asks for nothing.
+INERT_QUIET_TRUE = {"pmx", "automation", "disable_trace", "vizion"}
 
 # Another spelling of a field (folded into it) and the nested `log` group of PMDaemon's docs.
 FIELD_ALIASES = {
     "node_args": "interpreter_args",
+    "interpreterArgs": "interpreter_args",
     "combine_logs": "merge_logs",
     "exec_interpreter": "interpreter",
     "error": "error_file",
-    "output": "out_file",
+    "err": "error_file",
     "err_file": "error_file",
+    "err_log": "error_file",
+    "output": "out_file",
+    "out": "out_file",
+    "out_log": "out_file",
+    "pid": "pid_file",
+    # PM2's other names for the same things
+    "exec": "script",
+    "cmd": "script",
+    "command": "script",
+    "listen_timeout": "wait_timeout",
+    "autostart": "enabled",
+    "uid": "user",
+    "gid": "group",
+    "cron": "cron_restart",
 }
 LOG_GROUP = (
     "out_file",
@@ -892,8 +1141,16 @@ def inert_warnings(raw: Mapping[str, Any]) -> list[str]:
     for key in sorted(keys):
         entry = INERT_FIELDS.get(key)
         value = raw.get(key, group.get(key) if isinstance(group, Mapping) else None)
-        if entry and entry[2] and value not in (False, None, [], "", {}) and entry[2] not in seen:
-            seen.append(entry[2])
+        if value is False and key in INERT_FALSE_WARNINGS:
+            message = INERT_FALSE_WARNINGS[key]
+        elif value is True and key in INERT_QUIET_TRUE:
+            continue
+        elif entry and value not in (False, None, [], "", {}):
+            message = entry[2]
+        else:
+            continue
+        if message and message not in seen:
+            seen.append(message)
     return seen
 
 
@@ -923,6 +1180,9 @@ def normalize(raw: Mapping[str, Any], problem: Callable[[str, str], None]) -> di
     for key, value in raw.items():
         if not isinstance(key, str):
             problem(str(key)[:40], f"unknown field {str(key)[:40]!r}: field names are strings")
+            continue
+        if key == "log" and not isinstance(value, Mapping) and value is not None:
+            put("log_file", value, "log")  # PM2's alias of log_file
             continue
         if key == "log":
             if not isinstance(value, Mapping):
@@ -999,6 +1259,19 @@ def build_spec(raw: Mapping[str, Any], *, default_cwd: str) -> ProcessSpec:
         first = int(values["env"]["PORT"])  # PM2's way to give instances ports: one each
         values["port"] = str(first) if instances == 1 else f"{first}-{first + instances - 1}"
     return ProcessSpec(**values)
+
+
+def check_watch_paths(spec: ProcessSpec) -> None:
+    """Every path to watch exists (checked where the app starts, not by `validate` on a
+    machine that lacks the app's directory)."""
+    for path in spec.watch:
+        full = os.path.normpath(os.path.join(spec.cwd, path))
+        if not os.path.exists(full):
+            raise InvalidInput(
+                f"invalid watch path {shown(path)}: {full} does not exist (watch paths are "
+                "relative to the app's cwd)",
+                {"field": "watch"},
+            )
 
 
 def check_increment(values: Mapping[str, Any]) -> None:

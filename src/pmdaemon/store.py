@@ -37,6 +37,7 @@ class ProcessRecord(msgspec.Struct):
     group: str | None = None  # the app name shared by the instances of a cluster
     instance: int = 0
     assigned_port: int | None = None  # reserved while the process exists
+    stopped_by_user: bool = False  # a stop was asked for (not the app's own exit)
 
 
 class StateFile(msgspec.Struct):

@@ -35,8 +35,9 @@ from pmdaemon.model import Desired, ProcessSpec, ProcessState
 from pmdaemon.paths import Home
 from pmdaemon.ports import PortKind, PortSpec, parse_port_spec
 from pmdaemon.redact import hide_arguments, hide_command_in, hide_query
-from pmdaemon.specs import build_spec, validate_env
+from pmdaemon.specs import build_spec, check_watch_paths, validate_env
 from pmdaemon.store import ProcessRecord, StateFile, Store
+from pmdaemon.triggers import Triggers, app_key
 from pmdaemon.units import format_bytes
 
 SAVE_RETRY = 2.0  # seconds between attempts to save the state after a failure
@@ -120,6 +121,7 @@ class Supervisor:
         self._starting: dict[int, float] = {}  # when each process began its start
         self._online_restarts: dict[int, int] = {}  # restarts at each one's last start
         self._tasks: set[asyncio.Task[None]] = set()
+        self.triggers = Triggers(self._restart_on_change, self._run_on_schedule)
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -134,6 +136,11 @@ class Supervisor:
     def save(self) -> None:
         self._save_scheduled = False
         self._last_save = time.monotonic()
+        with contextlib.suppress(RuntimeError):  # no loop: a final save at exit
+            asyncio.get_running_loop()
+            if not self.closing:
+                # what is saved is what runs: watches and schedules follow the processes
+                self.triggers.sync(self.processes.values())
         state = StateFile(
             next_id=self._next_id,
             processes=[p.record() for p in sorted(self.processes.values(), key=lambda p: p.id)],
@@ -379,6 +386,7 @@ class Supervisor:
         self._refuse_if_closing()
         spec = build_spec(config, default_cwd=cwd)
         check_account(spec)
+        check_watch_paths(spec)
         base_env = validate_env(base_env, "the captured environment")
         records = self._plan(spec, base_env, self.held_ports())
         procs = self._register(records)
@@ -403,6 +411,7 @@ class Supervisor:
             try:
                 specs.append(build_spec(config, default_cwd=cwd))
                 check_account(specs[-1])
+                check_watch_paths(specs[-1])
             except InvalidInput as exc:
                 raise InvalidInput(f"apps[{index}]: {exc.message}", exc.details) from None
         names = [spec.name for spec in specs]
@@ -742,6 +751,29 @@ class Supervisor:
         await self.each([p for p in procs if p.desired == Desired.RUNNING], start)
         return procs, present
 
+    # -- triggers -------------------------------------------------------------------------
+
+    async def _restart_on_change(self, key: str, reason: str) -> None:
+        """A watched file changed: restart the app's instances that are meant to run."""
+        procs = [
+            p
+            for p in self.sorted()
+            if app_key(p) == key and p.desired == Desired.RUNNING and not p.deleted
+        ]
+        if not procs or self.closing:
+            return
+        log.info("%s: %s: restarting", key, reason)
+        await self.each(procs, lambda p: p.restart(reason, keep_port=True))
+
+    async def _run_on_schedule(self, proc: ManagedProcess) -> None:
+        """cron_restart fired: restart a running app, or run a one-shot job again; an app
+        someone stopped stays stopped."""
+        if proc.stopped_by_user or proc.deleted or self.closing:
+            return
+        reason = f"cron: {proc.spec.cron_restart}"
+        log.info("%s (id %d): %s", proc.spec.name, proc.id, reason)
+        await self.each([proc], lambda p: p.restart(reason, keep_port=True))
+
     # -- daemon lifecycle -----------------------------------------------------------------
 
     async def boot(self) -> None:
@@ -806,6 +838,7 @@ class Supervisor:
     async def shutdown(self) -> None:
         """Stop everything in parallel, keeping desired states, and save."""
         self.closing = True
+        self.triggers.close()
         await self.each(self.sorted(), lambda p: p.stop(keep_desired=True))
 
     # -- metrics --------------------------------------------------------------------------

@@ -93,7 +93,7 @@ apps:
     script: jobs.py
     min_uptime: soon
     kill_signal: SIGNOPE
-    cron_restart: "0 * * * *"
+    cron_restart: "0 * * * * * *"
 """)
     for command in (["validate", str(path)], ["start", str(path)]):
         result = pmd.run(*command, check=False)

@@ -116,7 +116,7 @@ def test_five_mistakes_give_five_lines_with_suggestions(tmp_path: Path) -> None:
                 "apps": [
                     {"name": "web", "script": "app.py", "max_memory": "100M", "instance": 2},
                     {"name": "jobs", "script": "jobs.py", "min_uptime": "soon", "port": 0},
-                    {"name": "cron", "script": "c.py", "cron_restart": "0 * * * *"},
+                    {"name": "cron", "script": "c.py", "cron_restart": "0 25 * * *"},
                 ]
             }
         ),
@@ -127,7 +127,7 @@ def test_five_mistakes_give_five_lines_with_suggestions(tmp_path: Path) -> None:
     assert any("'instance'" in p and "did you mean 'instances'" in p for p in found)
     assert any("apps[1] (jobs)" in p and "min_uptime 'soon'" in p for p in found)
     assert any("apps[1] (jobs)" in p and "port 0" in p and "1 to 65535" in p for p in found)
-    assert any("unsupported PM2 field 'cron_restart'" in p for p in found)
+    assert any("cron_restart '0 25 * * *'" in p and "hour field" in p for p in found)
     assert all(p.startswith(f"{path}: apps[") for p in found)
 
 
@@ -148,7 +148,8 @@ def test_five_mistakes_give_five_lines_with_suggestions(tmp_path: Path) -> None:
         ("broken.json", b'{"apps": [', "not valid JSON"),
         ("broken.yaml", b"apps: [\n  - {", "not valid YAML"),
         ("broken.toml", b"[[apps]\n", "not valid TOML"),
-        ("eco.config.js", b"module.exports = {apps: []}", "unsupported file type '.js'"),
+        ("eco.config.js", b"module.exports = {apps: []}", "the list is empty"),
+        ("eco.ts", b"export default {}", "unsupported file type '.ts'"),
         ("scalar.yaml", b"42", "top-level 'apps' list"),
         ("item.json", b'{"apps": [5]}', "expected an app object"),
         ("noscript.json", b'{"apps": [{"name": "x"}]}', "script: missing"),
@@ -290,12 +291,12 @@ def test_schema_accepts_the_examples_and_rejects_the_bad() -> None:
         {"apps": [{"script": "a", "max_memory": "1G"}]},
         {"apps": [{"script": "a", "port": 70000}]},
         {"apps": [{"script": "a", "min_uptime": "soon"}]},
-        {"apps": [{"script": "a", "instances": -1}]},
+        {"apps": [{"script": "a", "instances": -1025}]},
         {"apps": [{"script": "a", "name": "../x"}]},
         {"apps": [{"script": "a", "health_check": {"type": "tcp"}}]},
         {"apps": [{"script": "a", "max_memory_restart": "lots"}]},
         {"apps": "a"},
-        {"apps": [{"script": "a"}], "extra": 1},
+        {"apps": [{"script": "a", "cron_restart": "0 3 * *"}]},
     ]
     for document in bad:
         assert not validator.is_valid(document), document

@@ -29,7 +29,9 @@ def test_valid_names(name: str) -> None:
     assert validate_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["../x", "a" * 65, "all", "123", "", "-x", ".x", "a b", "é", 5])
+@pytest.mark.parametrize(
+    "name", ["../x", "a" * 65, "all", "123", "", "-x", ".x", "a ", " a", "a\tb", "é", 5]
+)
 def test_invalid_names(name: object) -> None:
     with pytest.raises(InvalidInput):
         validate_name(name)

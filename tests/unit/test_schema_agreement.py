@@ -50,13 +50,26 @@ CASES = [
     ({"apps": [{"script": "  "}]}, False),
     (app(max_memory="1G"), False),
     (app(instances=0), True),
-    (app(instances=-1), False),
+    (app(instances=-1), True),
+    (app(instances=-1025), False),
+    ({"pm2": [{"script": "a.py"}], "extra": 1}, True),
+    (app(log="all.log", out_file="o.log"), True),
+    (app(log="all.log", log_file="b.log"), False),
+    (app(cron_restart="*/5 * * * *"), True),
+    (app(cron_restart="0"), True),
+    (app(cron_restart="* * *"), False),
+    (app(watch="src", ignore_watch=["node_modules", "*.log"]), True),
+    (app(watch=5), False),
+    (app(filter_env=["SECRET"], log_type="json", disable_logs=True), True),
+    (app(log_type="xml"), False),
+    (app(vizion=False, pmx=True, treekill=False, autostart=False, uid="root"), True),
     (app(autorestart="maybe"), False),
 ]
 
 
 @pytest.mark.parametrize(("document", "valid"), CASES)
 def test_schema_and_loader_agree(tmp_path: Path, document: dict[str, Any], valid: bool) -> None:
+    (tmp_path / "src").mkdir()  # a path to watch
     path = tmp_path / "eco.json"
     path.write_text(json.dumps(document))
     try:
@@ -189,7 +202,7 @@ STRINGS = ["a", "", "  ", "a\x00b", "x" * 4096, "x" * 4097, 5, None, ["a"]]
 FIELD_VALUES: dict[str, list[Any]] = {
     "name": ["web", "web-1", "_x", ".x", "-x", "all", "123", "a" * 64, "a" * 65, "a b", 5],
     "namespace": ["default", "prod", "all", "1", "a b"],
-    "instances": [*COUNTS, "max", "MAX", 0],
+    "instances": [*COUNTS, "max", "MAX", 0, -1, -4, -1024, -1025, "-1"],
     "max_restarts": [*COUNTS, 1_000_000, 1_000_001, "unlimited", "Unlimited", "infinite", "none"],
     "max_log_files": COUNTS,
     "port": PORTS,
@@ -223,7 +236,7 @@ FIELD_VALUES: dict[str, list[Any]] = {
     "script": STRINGS,
     "cwd": STRINGS,
     "out_file": STRINGS,
-    "log_file": STRINGS,
+    "log_file": [*STRINGS, True, False],
     "pid_file": STRINGS,
     "interpreter": STRINGS,
     "exec_mode": ["fork", "cluster", "cluster_mode", "FORK", "Fork", "spawn", 1],
@@ -264,14 +277,34 @@ FIELD_VALUES: dict[str, list[Any]] = {
     "health_check_url": ["http://x/h", "https://x", "ftp://x", ""],
     "health_check_timeout": [5, "5s", 0, "x"],
     "health_check_retries": [3, "3", 0, 1001],
-    "watch": [True, False, "src", ["a", "b"], 5],
-    "log": [{"out_file": "o.log", "compress_logs": True}, {"nope": 1}, "x"],
+    "watch": [True, False, "src", ["a", "b"], [], "false", 5, [5], {"a": 1}],
+    "ignore_watch": ["node_modules", ["*.log", "\\.git"], [], 5, [""]],
+    "watch_delay": [0, 1000, "1s", -1, "soon"],
+    "cron_restart": [
+        "0 3 * * *",
+        "*/10 * * * * *",
+        "@daily",
+        "@DAILY",
+        "0 9 * * mon-fri",
+        "0 0 L * *",
+        0,
+        "0",
+        "* * *",
+        "* * * * * * *",
+        "@sometimes",
+        "",
+        5,
+        ["0 * * * *"],
+    ],
+    "filter_env": [True, False, "SECRET", ["A", "B"], 5, [5]],
+    "log_type": ["json", "JSON", "raw", "xml", 5],
+    "log": [{"out_file": "o.log", "compress_logs": True}, {"nope": 1}, "x", True, 5],
     "depends_on": [["db"], {"db": {"condition": "service_healthy"}}, 5],
 }
 SINGLE_FIELD = [(f, v) for f, values in FIELD_VALUES.items() for v in values]
 # What JSON Schema cannot say: a reversed port range (its two ends compared), and the name an
 # app gets from its script when it has none (a script "x" * 100 makes a name too long).
-KNOWN_GAPS = {("port", "3001-3000"), ("script", "x" * 100)}
+KNOWN_GAPS = {("port", "3001-3000"), ("script", "x" * 100), ("cron_restart", "61 * * * *")}
 
 
 @pytest.mark.parametrize(("field", "value"), SINGLE_FIELD, ids=lambda x: repr(x)[:40])
@@ -284,6 +317,9 @@ def test_schema_and_loader_agree_on_every_single_field_case(
     )
     if field in ("health_check_timeout", "health_check_retries"):
         document["apps"][0]["health_check_url"] = "http://127.0.0.1/h"
+    if field == "watch":  # the paths to watch exist
+        for name in ("src", "a", "b"):
+            (tmp_path / name).mkdir(exist_ok=True)
     if field == "increment_var":  # it needs a number to start from
         document["apps"][0]["env"] = {"PORT": "3000", "X": "1"}
     path = tmp_path / "eco.json"

@@ -149,9 +149,13 @@ def detail(proc: ManagedProcess, *, control: bool = True) -> dict[str, Any]:
     view["logs"] = {
         "out_file": str(proc.out_log),
         "error_file": str(proc.error_log),
-        "log_file": str(Path(proc.spec.cwd, proc.spec.log_file)) if proc.spec.log_file else None,
+        "log_file": str(proc.combined_log) if proc.combined_log else None,
     }
     view["pid_file"] = str(proc.pid_file) if proc.pid_file else None
+    view["next_cron_restart"] = (
+        format_timestamp(proc.next_cron_at) if proc.next_cron_at is not None else None
+    )
+    view["watch_problem"] = proc.watch_problem
     view["restart_history"] = [msgspec.structs.asdict(r) for r in proc.history]
     return view if control else redact(view)
 

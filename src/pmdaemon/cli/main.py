@@ -200,12 +200,24 @@ def cmd_start(ctx: Context) -> int:
         from pmdaemon.cli.ecosystem import start_file
 
         return start_file(ctx, file)
+    if not a.script:
+        from pmdaemon.config import default_file
+
+        found = default_file()  # as PM2: ecosystem.config.js in the current directory
+        if found is not None:
+            from pmdaemon.cli.ecosystem import start_file
+
+            return start_file(ctx, found)
     if a.env_name:
         raise UsageError(
-            "--env-name applies to ecosystem files: give a .json, .yaml, .yml or .toml file"
+            "--env-name applies to ecosystem files: give an ecosystem.config.js, .json, "
+            ".yaml, .yml or .toml file"
         )
     if not a.script:
-        raise UsageError("start needs a SCRIPT, an id or name, or an ecosystem file")
+        raise UsageError(
+            "start needs a SCRIPT, an id or name, or an ecosystem file (none of "
+            "ecosystem.config.js, ecosystem.json, ecosystem.yaml is in this directory)"
+        )
     client = ctx.client()
     config: dict[str, Any] = {"script": a.script, **flag_config(a)}
     # One bare word may name an existing process: start it; otherwise it is a script.
@@ -234,8 +246,13 @@ def then_wait(ctx: Context, code: int, result: dict[str, Any]) -> int:
     return wait_ready(ctx, wanted) if wanted else 0
 
 
+# As config.NAMED_SUFFIXES (not imported: the CLI reads no file format until it needs one).
+# As PM2, a .js file is a script unless it is named *.config.js.
+ECOSYSTEM_NAMES = (".json", ".yaml", ".yml", ".toml", ".config.js", ".config.cjs", ".config.mjs")
+
+
 def has_ecosystem_suffix(text: str) -> bool:
-    return text.lower().endswith((".json", ".yaml", ".yml", ".toml"))
+    return text.lower().endswith(ECOSYSTEM_NAMES)
 
 
 def is_ecosystem_name(text: str) -> bool:
@@ -699,7 +716,10 @@ def build_parser(only: str | None = None) -> Parser:
         "-v", "--verbose", action="store_true", help="show tracebacks of internal errors"
     )
     parser.add_argument(
-        "-c", "--config", metavar="FILE", help="an ecosystem file (JSON, YAML or TOML) for start"
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="an ecosystem file (JSON, YAML, TOML or PM2's .config.js) for start",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 

@@ -137,6 +137,7 @@ DURATION_FIELDS = (
     "exp_backoff_restart_delay",
     "kill_timeout",
     "wait_timeout",
+    "watch_delay",
     "timeout",
     "interval",
 )
@@ -220,6 +221,16 @@ def process_detail(p: dict[str, Any], paint: Painter) -> str:
         out.append(f"  {'combined'.ljust(width)}{logs['log_file']}")
     if p.get("pid_file"):
         out.append(f"  {'pid file'.ljust(width)}{p['pid_file']}")
+    config = p.get("config", {})
+    if config.get("cron_restart") or config.get("watch"):
+        out += ["", paint.bold("Triggers"), ""]
+    if config.get("cron_restart"):
+        line = f"{config['cron_restart']}, next at {_dash(p.get('next_cron_restart'))}"
+        out.append(f"  {'cron'.ljust(width)}{line}")
+    if config.get("watch"):
+        out.append(f"  {'watching'.ljust(width)}{' '.join(config['watch'])}")
+        if p.get("watch_problem"):
+            out.append(f"  {'watch problem'.ljust(width)}{p['watch_problem']}")
     history = p.get("restart_history") or []
     out += ["", paint.bold("Recent restarts"), ""]
     if not history:

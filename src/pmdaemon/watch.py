@@ -1,0 +1,320 @@
+"""Restart on file changes (PM2's ``watch``), event driven with inotify: one inotify
+descriptor for the whole daemon, one watch per directory (never per file), ignored
+directories never entered, so a project with ``node_modules`` costs what its own sources
+cost. A burst of changes (a ``git checkout``, a build) becomes one restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import fnmatch
+import logging
+import os
+import re
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("pmdaemon.watch")
+
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+IN_ATTRIB = 0x00000004
+IN_CLOSE_WRITE = 0x00000008
+IN_MOVED_FROM = 0x00000040
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
+IN_DELETE = 0x00000200
+IN_DELETE_SELF = 0x00000400
+IN_MOVE_SELF = 0x00000800
+IN_Q_OVERFLOW = 0x00004000
+IN_IGNORED = 0x00008000
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+IN_EXCL_UNLINK = 0x04000000
+IN_ISDIR = 0x40000000
+# What a change is: a file written and closed, created, removed, renamed, or touched.
+MASK = (
+    IN_ATTRIB
+    | IN_CLOSE_WRITE
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+    | IN_CREATE
+    | IN_DELETE
+    | IN_DELETE_SELF
+    | IN_MOVE_SELF
+    | IN_ONLYDIR
+    | IN_DONT_FOLLOW
+    | IN_EXCL_UNLINK
+)
+EVENT = struct.Struct("iIII")
+# PM2's default when ignore_watch is not given (chokidar's /[\/\\]\.|node_modules/), and
+# Python's bytecode caches, which an app writes into its own tree as it starts.
+DEFAULT_IGNORED_NAMES = ("node_modules", "__pycache__")
+REGEX_HINTS = re.compile(r"[\\^$|()+{]")
+SETTLE = 0.1  # a burst ends after this long without a change
+MAX_BURST = 2.0  # ... or this long after it began, whichever comes first
+
+
+class Ignore:
+    """Which paths (relative to the app's cwd) a watch passes over. An entry of
+    ignore_watch is a path (``logs``, ``./tmp``: that path and all below it), a glob
+    (``*.log``, matched against the whole path and each name in it), or a regular
+    expression (PM2 documents them: ``\\.git``, ``^dist/``, searched in the path)."""
+
+    def __init__(self, patterns: Iterable[str] | None, always: Iterable[str] = ()) -> None:
+        self.default = patterns is None
+        self.paths: list[str] = []
+        self.globs: list[str] = []
+        self.regexes: list[re.Pattern[str]] = []
+        self.always = {os.path.normpath(p) for p in always}  # absolute paths
+        for entry in patterns or ():
+            text = entry.strip()
+            if text.startswith("./"):
+                text = text[2:]
+            if REGEX_HINTS.search(text):
+                with contextlib.suppress(re.error):
+                    self.regexes.append(re.compile(text))
+                    continue
+            if any(c in text for c in "*?["):
+                self.globs.append(text)
+            else:
+                self.paths.append(text.rstrip("/"))
+
+    def __call__(self, rel: str, absolute: str) -> bool:
+        if absolute in self.always:
+            return True
+        names = rel.split("/")
+        if self.default:
+            return any(
+                (n.startswith(".") and n not in (".", "..")) or n in DEFAULT_IGNORED_NAMES
+                for n in names
+            )
+        for path in self.paths:
+            if rel == path or rel.startswith(path + "/") or path in names:
+                return True
+        for glob in self.globs:
+            if fnmatch.fnmatchcase(rel, glob) or any(fnmatch.fnmatchcase(n, glob) for n in names):
+                return True
+        return any(regex.search(rel) for regex in self.regexes)
+
+
+class WatchLimit(OSError):
+    pass
+
+
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.inotify_init1.argtypes = [ctypes.c_int]
+    libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+    libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+    return libc
+
+
+@dataclass(eq=False)
+class TreeWatch:
+    """The watch of one app: its roots (directories, or single files), its ignore rules,
+    and what to call with the changed path (relative to ``base``)."""
+
+    base: Path
+    roots: tuple[str, ...]
+    ignore: Ignore
+    on_change: Callable[[str], None]
+    problem: str | None = None  # why part of the tree is not watched
+    dirs: set[int] = field(default_factory=set)
+    files: dict[str, set[str]] = field(default_factory=dict)  # dir → names, for file roots
+
+    def rel(self, path: str) -> str:
+        rel = os.path.relpath(path, self.base)
+        return "." if rel == "." else rel
+
+    def wants(self, directory: str, name: str) -> bool:
+        names = self.files.get(directory)
+        if names is not None and name not in names:
+            return False
+        path = os.path.join(directory, name) if name else directory
+        return not self.ignore(self.rel(path), path)
+
+
+class Inotify:
+    """The daemon's one inotify descriptor, shared by every TreeWatch."""
+
+    def __init__(self) -> None:
+        self._libc = _libc()
+        fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"inotify_init1: {os.strerror(err)}")
+        self.fd = fd
+        self.paths: dict[int, str] = {}  # wd → directory
+        self.wds: dict[str, int] = {}
+        self.users: dict[int, set[TreeWatch]] = {}
+        self.watches: set[TreeWatch] = set()
+        asyncio.get_running_loop().add_reader(fd, self._read)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self.fd)
+        os.close(self.fd)
+        self.watches.clear()
+
+    # -- watches --------------------------------------------------------------------------
+
+    def _add(self, directory: str) -> int:
+        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(directory), MASK)
+        if wd < 0:
+            err = ctypes.get_errno()
+            if err == errno.ENOSPC:
+                raise WatchLimit(err, "the system's inotify watch limit is reached")
+            raise OSError(err, os.strerror(err))
+        return int(wd)
+
+    def _subscribe(self, watch: TreeWatch, directory: str) -> bool:
+        try:
+            wd = self._add(directory)
+        except WatchLimit:
+            limit = Path("/proc/sys/fs/inotify/max_user_watches")
+            shown = limit.read_text().strip() if limit.exists() else "?"
+            watch.problem = (
+                f"not all of the tree is watched: the system's inotify watch limit "
+                f"(fs.inotify.max_user_watches = {shown}) is reached"
+            )
+            return False
+        except OSError:
+            return True  # gone or unreadable: nothing to watch there
+        self.paths[wd] = directory
+        self.wds[directory] = wd
+        self.users.setdefault(wd, set()).add(watch)
+        watch.dirs.add(wd)
+        return True
+
+    async def watch(self, watch: TreeWatch) -> None:
+        """Watch every directory of the roots that the rules do not pass over."""
+        self.watches.add(watch)
+        directories: list[str] = []
+        for root in watch.roots:
+            path = os.path.normpath(os.path.join(watch.base, root))
+            if os.path.isdir(path):
+                directories += await asyncio.to_thread(_walk, path, watch)
+            else:
+                parent, name = os.path.split(path)
+                watch.files.setdefault(parent, set()).add(name)
+                directories.append(parent)
+        for directory in directories:
+            if watch not in self.watches or not self._subscribe(watch, directory):
+                break
+
+    def unwatch(self, watch: TreeWatch) -> None:
+        self.watches.discard(watch)
+        for wd in list(watch.dirs):
+            self._release(watch, wd)
+
+    def _release(self, watch: TreeWatch, wd: int) -> None:
+        watch.dirs.discard(wd)
+        users = self.users.get(wd)
+        if users is None:
+            return
+        users.discard(watch)
+        if not users:
+            self._forget(wd)
+            self._libc.inotify_rm_watch(self.fd, wd)
+
+    def _forget(self, wd: int) -> None:
+        self.users.pop(wd, None)
+        directory = self.paths.pop(wd, None)
+        if directory is not None and self.wds.get(directory) == wd:
+            del self.wds[directory]
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.fd, 256 * 1024)
+        except BlockingIOError:
+            return
+        offset = 0
+        while offset + EVENT.size <= len(data):
+            wd, mask, _, size = EVENT.unpack_from(data, offset)
+            raw = data[offset + EVENT.size : offset + EVENT.size + size]
+            offset += EVENT.size + size
+            self._event(wd, mask, os.fsdecode(raw.rstrip(b"\0")))
+
+    def _event(self, wd: int, mask: int, name: str) -> None:
+        if mask & IN_Q_OVERFLOW:
+            for watch in list(self.watches):
+                watch.on_change("(more changes than the kernel queues: some unnamed)")
+            return
+        directory = self.paths.get(wd)
+        if directory is None:
+            return
+        if mask & IN_IGNORED:  # the directory is gone
+            for watch in self.users.get(wd, set()):
+                watch.dirs.discard(wd)
+            self._forget(wd)
+            return
+        path = os.path.join(directory, name) if name else directory
+        for watch in list(self.users.get(wd, ())):
+            if not watch.wants(directory, name):
+                continue
+            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and not watch.files:
+                for sub in _walk(path, watch):
+                    self._subscribe(watch, sub)
+            watch.on_change(watch.rel(path))
+
+
+def _walk(top: str, watch: TreeWatch) -> list[str]:
+    """``top`` and the directories below it that ``watch`` does not pass over (symbolic
+    links are not followed, so a link loop cannot make this endless)."""
+    found = [top]
+    stack = [top]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if is_dir and not watch.ignore(watch.rel(entry.path), entry.path):
+                        found.append(entry.path)
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return found
+
+
+class Debounce:
+    """Calls ``fire(path)`` once per burst of changes: after SETTLE seconds without one
+    (at most MAX_BURST after the first), plus ``delay`` (PM2's watch_delay)."""
+
+    def __init__(self, delay: float, fire: Callable[[str], None]) -> None:
+        self.delay = delay
+        self.fire = fire
+        self._first: str | None = None
+        self._began = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(self, path: str) -> None:
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        if self._first is None:
+            self._first, self._began = path, now
+        if self._timer is not None:
+            self._timer.cancel()
+        wait = min(SETTLE, max(0.0, self._began + MAX_BURST - now))
+        self._timer = loop.call_later(wait + self.delay, self._done)
+
+    def _done(self) -> None:
+        path, self._first, self._timer = self._first, None, None
+        if path is not None:
+            self.fire(path)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._first = None, None
