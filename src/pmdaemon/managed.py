@@ -151,6 +151,7 @@ class ManagedProcess:
         self.instance = record.instance
         self.assigned_port = record.assigned_port
         self.stopped_by_user = record.stopped_by_user
+        self.source = record.source
         self.next_cron_at: float | None = None  # wall time of the next cron_restart
         self.watch_problem: str | None = None  # why its files are not (all) watched
         # A loaded process is stopped until boot starts or adopts it; errored stays errored.
@@ -293,6 +294,7 @@ class ManagedProcess:
             instance=self.instance,
             assigned_port=self.assigned_port,
             stopped_by_user=self.stopped_by_user,
+            source=self.source,
         )
 
     def start_ticks(self) -> int | None:

@@ -38,6 +38,7 @@ class ProcessRecord(msgspec.Struct):
     instance: int = 0
     assigned_port: int | None = None  # reserved while the process exists
     stopped_by_user: bool = False  # a stop was asked for (not the app's own exit)
+    source: str | None = None  # the ecosystem file it was started or applied from
 
 
 class StateFile(msgspec.Struct):

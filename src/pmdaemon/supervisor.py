@@ -121,7 +121,7 @@ class Supervisor:
         self._starting: dict[int, float] = {}  # when each process began its start
         self._online_restarts: dict[int, int] = {}  # restarts at each one's last start
         self._tasks: set[asyncio.Task[None]] = set()
-        self.triggers = Triggers(self._restart_on_change, self._run_on_schedule)
+        self.triggers = Triggers(self._restart_on_change, self._run_on_schedule, home.root)
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -309,6 +309,7 @@ class Supervisor:
         base_env: Mapping[str, str],
         held: dict[int, str],
         planned: set[str] | None = None,
+        source: str | None = None,
     ) -> list[ProcessRecord]:
         """The records of an app's instances, with their ports, before anything starts.
         Raises ProcessExists or PortConflict; ``held`` gains the ports taken and
@@ -342,6 +343,7 @@ class Supervisor:
                 group=spec.name if count > 1 else None,
                 instance=i,
                 assigned_port=port,
+                source=source,
             )
             for i, (name, port) in enumerate(zip(names, ports, strict=True))
         ]
@@ -398,7 +400,11 @@ class Supervisor:
         return procs
 
     async def create_many(
-        self, configs: list[Mapping[str, Any]], base_env: Mapping[str, str], cwd: str
+        self,
+        configs: list[Mapping[str, Any]],
+        base_env: Mapping[str, str],
+        cwd: str,
+        source: str | None = None,
     ) -> tuple[list[ManagedProcess], list[tuple[str, str]], list[str]]:
         """Start every app of an ecosystem file: all are validated, and their ports
         reserved, before any starts. An app whose name exists is started as it is.
@@ -406,24 +412,13 @@ class Supervisor:
         names of the apps that existed already."""
         self._refuse_if_closing()
         base_env = validate_env(base_env, "the captured environment")
-        specs = []
-        for index, config in enumerate(configs):
-            try:
-                specs.append(build_spec(config, default_cwd=cwd))
-                check_account(specs[-1])
-                check_watch_paths(specs[-1])
-            except InvalidInput as exc:
-                raise InvalidInput(f"apps[{index}]: {exc.message}", exc.details) from None
-        names = [spec.name for spec in specs]
-        duplicate = next((n for n in names if names.count(n) > 1), None)
-        if duplicate is not None:
-            raise InvalidInput(f"duplicate name {duplicate!r} among the apps")
+        specs = self._checked_specs(configs, cwd)
         held = self.held_ports()
         planned: set[str] = set()
         plans: list[list[ProcessRecord] | None] = []
         for spec in specs:  # every name and port is reserved before anything is registered
             exists = self.by_name(spec.name) is not None
-            plans.append(None if exists else self._plan(spec, base_env, held, planned))
+            plans.append(None if exists else self._plan(spec, base_env, held, planned, source))
         apps: list[list[ManagedProcess]] = [
             self.resolve(spec.name) if plan is None else self._register(plan)
             for spec, plan in zip(specs, plans, strict=True)
@@ -451,6 +446,98 @@ class Supervisor:
         started = [p for procs in apps for p in procs if p.id in self.processes]
         existing = [spec.name for spec, plan in zip(specs, plans, strict=True) if plan is None]
         return started, failures, existing
+
+    def _checked_specs(self, configs: list[Mapping[str, Any]], cwd: str) -> list[ProcessSpec]:
+        specs = []
+        for index, config in enumerate(configs):
+            try:
+                specs.append(build_spec(config, default_cwd=cwd))
+                check_account(specs[-1])
+                check_watch_paths(specs[-1])
+            except InvalidInput as exc:
+                raise InvalidInput(f"apps[{index}]: {exc.message}", exc.details) from None
+        names = [spec.name for spec in specs]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise InvalidInput(f"duplicate name {duplicate!r} among the apps")
+        return specs
+
+    def _apps(self) -> dict[str, list[ManagedProcess]]:
+        """Processes by app (a cluster's group name, or a single process's name)."""
+        apps: dict[str, list[ManagedProcess]] = {}
+        for proc in self.sorted():
+            apps.setdefault(app_key(proc), []).append(proc)
+        return apps
+
+    def plan_apply(
+        self,
+        configs: list[Mapping[str, Any]],
+        cwd: str,
+        *,
+        source: str | None = None,
+        prune: bool = False,
+    ) -> list[dict[str, Any]]:
+        """What `apply` would do: per app of the file, create, update (with the fields that
+        differ) or unchanged; with ``prune``, remove for the apps that an earlier start or
+        apply of the same file made and that the file no longer has."""
+        specs = self._checked_specs(configs, cwd)
+        apps = self._apps()
+        plan: list[dict[str, Any]] = []
+        for spec in specs:
+            procs = apps.get(spec.name)
+            if not procs:
+                plan.append({"name": spec.name, "action": "create", "changes": []})
+                continue
+            first = procs[0]
+            current = (
+                app_spec(first.spec, first.group, first.instance) if first.group else first.spec
+            )
+            current = msgspec.structs.replace(current, instances=len(procs))
+            old, new = msgspec.structs.asdict(current), msgspec.structs.asdict(spec)
+            changes = sorted(k for k in new if old.get(k) != new[k])
+            plan.append(
+                {
+                    "name": spec.name,
+                    "action": "update" if changes else "unchanged",
+                    "changes": changes,
+                }
+            )
+        if prune:
+            named = {spec.name for spec in specs}
+            for key, procs in apps.items():
+                if key not in named and source is not None and procs[0].source == source:
+                    plan.append({"name": key, "action": "remove", "changes": []})
+        return plan
+
+    async def apply(
+        self,
+        configs: list[Mapping[str, Any]],
+        base_env: Mapping[str, str],
+        cwd: str,
+        *,
+        source: str | None = None,
+        prune: bool = False,
+    ) -> tuple[list[dict[str, Any]], list[ManagedProcess], list[tuple[str, str]]]:
+        """Make the processes what the file says: removed apps go first (their names and
+        ports become free), changed apps are made anew from the file (as compose recreates
+        a changed service), new apps are created, and every app of the file that is meant
+        to run is started."""
+        self._refuse_if_closing()
+        base_env = validate_env(base_env, "the captured environment")
+        plan = self.plan_apply(configs, cwd, source=source, prune=prune)
+        apps = self._apps()
+        gone = [
+            p for item in plan if item["action"] in ("remove", "update") for p in apps[item["name"]]
+        ]
+
+        async def remove(proc: ManagedProcess) -> None:
+            await proc.delete()
+            self.processes.pop(proc.id, None)
+            self._forget(proc)
+
+        await self.each(gone, remove)
+        procs, failures, _ = await self.create_many(configs, base_env, cwd, source)
+        return plan, procs, failures
 
     async def each(
         self,

@@ -35,7 +35,9 @@ class Triggers:
         self,
         restart_app: Callable[[str, str], Awaitable[None]],
         fire_cron: Callable[[ManagedProcess], Awaitable[None]],
+        home: Path | None = None,
     ) -> None:
+        self._home = home
         self._restart_app = restart_app
         self._fire_cron = fire_cron
         self._hub: Inotify | None = None
@@ -93,6 +95,8 @@ class Triggers:
         # The app's own log and pid files may live in the tree: writing them is no change.
         own = [str(proc.out_log), str(proc.error_log)]
         own += [str(p) for p in (proc.combined_log, proc.pid_file) if p is not None]
+        if self._home is not None:  # its state and logs change on every restart
+            own.append(str(self._home))
 
         def fire(path: str) -> None:
             self._spawn(self._restart_app(key, f"watch: {path} changed"))

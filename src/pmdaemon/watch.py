@@ -71,7 +71,8 @@ class Ignore:
         self.paths: list[str] = []
         self.globs: list[str] = []
         self.regexes: list[re.Pattern[str]] = []
-        self.always = {os.path.normpath(p) for p in always}  # absolute paths
+        # absolute paths passed over with all below them (the daemon's home, the app's logs)
+        self.always = tuple(os.path.abspath(p) for p in always)
         for entry in patterns or ():
             text = entry.strip()
             if text.startswith("./"):
@@ -86,7 +87,7 @@ class Ignore:
                 self.paths.append(text.rstrip("/"))
 
     def __call__(self, rel: str, absolute: str) -> bool:
-        if absolute in self.always:
+        if any(absolute == p or absolute.startswith(p + os.sep) for p in self.always):
             return True
         names = rel.split("/")
         if self.default:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,23 +331,61 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
     if not control:
         return routes
 
-    async def create(request: Request) -> Response:
-        body = await read_json(request, required=True, limit=CONTROL_MAX_BODY)
-        only_fields(body, {"config", "apps", "env", "cwd"})
+    def file_body(body: dict[str, Any]) -> tuple[dict[str, str], str, str | None]:
         env = _str_map(body.get("env", {}), "env")
         cwd = body.get("cwd", "/")
         if not isinstance(cwd, str) or not os.path.isabs(cwd):
             raise InvalidInput("invalid cwd: expected an absolute path")
+        source = body.get("source")
+        if source is not None and (not isinstance(source, str) or not os.path.isabs(source)):
+            raise InvalidInput("invalid source: expected the absolute path of the file")
+        return env, cwd, source
+
+    def app_objects(body: dict[str, Any]) -> list[Mapping[str, Any]]:
+        apps = body.get("apps")
+        if not isinstance(apps, list) or not apps or not all(isinstance(a, dict) for a in apps):
+            raise InvalidInput("invalid apps: expected a non-empty list of app objects")
+        return apps
+
+    async def apply(request: Request) -> Response:
+        body = await read_json(request, required=True, limit=CONTROL_MAX_BODY)
+        only_fields(body, {"apps", "env", "cwd", "source", "prune", "dry_run"})
+        env, cwd, source = file_body(body)
+        apps = app_objects(body)
+        flags = {k: body.get(k, False) for k in ("prune", "dry_run")}
+        if not all(isinstance(v, bool) for v in flags.values()):
+            raise InvalidInput("invalid prune or dry_run: expected true or false")
+        if flags["dry_run"]:
+            plan = sup.plan_apply(apps, cwd, source=source, prune=flags["prune"])
+            procs: list[ManagedProcess] = []
+            failures: list[tuple[str, str]] = []
+        else:
+            plan, procs, failures = await sup.apply(
+                apps, env, cwd, source=source, prune=flags["prune"]
+            )
+        return json_response(
+            {
+                "success": not failures,
+                "dry_run": flags["dry_run"],
+                "plan": plan,
+                "processes": [p.view() for p in procs],
+                "warnings": sorted({w for app in apps for w in inert_warnings(app)}),
+                "errors": [{"name": n, "message": m} for n, m in failures],
+            }
+        )
+
+    async def create(request: Request) -> Response:
+        body = await read_json(request, required=True, limit=CONTROL_MAX_BODY)
+        only_fields(body, {"config", "apps", "env", "cwd", "source"})
+        env, cwd, source = file_body(body)
         if "apps" in body:
-            apps = body["apps"]
-            if not isinstance(apps, list) or not apps or not all(isinstance(a, dict) for a in apps):
-                raise InvalidInput("invalid apps: expected a non-empty list of app objects")
-            procs, failures, existing = await sup.create_many(apps, env, cwd)
+            apps = app_objects(body)
+            procs, failures, existing = await sup.create_many(apps, env, cwd, source)
             warnings = sorted({w for app in apps for w in inert_warnings(app)})
             if existing:
                 warnings.append(
                     f"{', '.join(existing)} existed already and kept their configuration "
-                    "(delete them first to apply this file's)"
+                    "(pmdaemon apply FILE makes them what the file says)"
                 )
             return json_response(
                 {
@@ -396,6 +434,7 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
     return [
         *routes,
         Route("/api/processes", create, methods=["POST"]),
+        Route("/api/apply", apply, methods=["POST"]),
         Route("/api/processes/{id}/signal", send_signal, methods=["POST"]),
         Route("/api/processes/{id}/scale", scale, methods=["POST"]),
         Route("/api/processes/{id}/flush", flush, methods=["POST"]),

@@ -133,6 +133,14 @@ SCHEMAS: dict[str, Any] = {
                         },
                     },
                     "pid_file": NULLABLE_STR,
+                    "next_cron_restart": {
+                        **NULLABLE_STR,
+                        "description": "when cron_restart next fires (ISO 8601, UTC)",
+                    },
+                    "watch_problem": {
+                        **NULLABLE_STR,
+                        "description": "why the app's files are not (all) watched",
+                    },
                     "restart_history": {
                         "type": "array",
                         "items": {

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from pmdaemon import config
 from pmdaemon.cli import render
@@ -32,8 +33,53 @@ def start_file(ctx: Context, file: str) -> int:
     apps = config.load(Path(file), env_name=_profile(ctx), overrides=overrides, only=a.name)
     for warning in sorted({w for app in apps for w in app.warnings}):
         render.warn(warning)
-    body = {"apps": [app.raw for app in apps], "env": dict(os.environ), "cwd": os.getcwd()}
+    body = {
+        "apps": [app.raw for app in apps],
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "source": os.path.abspath(file),
+    }
     return report(ctx, ctx.client().call("POST", "/api/processes", body))
+
+
+def apply(ctx: Context) -> int:
+    """`apply FILE`: the daemon works out the plan against what runs and carries it out;
+    PM2's startOrRestart / startOrReload also restart / reload the unchanged apps."""
+    a = ctx.args
+    apps = config.load(Path(a.file), env_name=_profile(ctx))
+    for warning in sorted({w for app in apps for w in app.warnings}):
+        render.warn(warning)
+    body = {
+        "apps": [app.raw for app in apps],
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "source": os.path.abspath(a.file),
+        "prune": a.prune,
+        "dry_run": a.dry_run,
+    }
+    client = ctx.client()
+    result = client.call("POST", "/api/apply", body)
+    again = {"startOrRestart": "restart", "startOrReload": "reload"}.get(a.command)
+    if a.command == "startOrGracefulReload":
+        again = "reload"
+    if again and not a.dry_run:
+        for item in result["plan"]:
+            if item["action"] == "unchanged":
+                client.call("POST", f"/api/processes/{quote(item['name'], safe='')}/{again}")
+                item["action"] = f"unchanged, {again}ed"
+    if ctx.args.json:
+        print(json.dumps(result, indent=2))
+        return 0 if result["success"] else 1
+    width = max(len(i["action"]) for i in result["plan"]) + 2
+    print(f"{a.file}:{' (dry run: nothing is changed)' if a.dry_run else ''}")
+    for item in result["plan"]:
+        changes = f" ({', '.join(item['changes'])})" if item["changes"] else ""
+        print(f"  {item['action'].ljust(width)}{item['name']}{changes}")
+    for warning in result.get("warnings", []):
+        render.warn(warning)
+    for error in result.get("errors", []):
+        render.error(f"{error['name']}: {error['message']}")
+    return 0 if result["success"] else 1
 
 
 def app_names(ctx: Context, file: str) -> list[str]:

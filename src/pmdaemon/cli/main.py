@@ -316,6 +316,12 @@ def for_each(
     return 1 if failed else 0
 
 
+def cmd_apply(ctx: Context) -> int:
+    from pmdaemon.cli.ecosystem import apply
+
+    return apply(ctx)
+
+
 def cmd_validate(ctx: Context) -> int:
     from pmdaemon.cli.ecosystem import validate
 
@@ -868,8 +874,25 @@ def build_parser(only: str | None = None) -> Parser:
     p.add_argument("--max-log-files", metavar="N", help="rotated files kept per log (5)")
     p.set_defaults(script_args=[])
 
+    p = command(
+        "apply",
+        cmd_apply,
+        "make the processes what an ecosystem file says: print the plan (create, update, "
+        "unchanged, remove) and carry it out",
+        aliases=("startOrRestart", "startOrReload", "startOrGracefulReload"),
+    )
+    p.add_argument("file", metavar="FILE", help="an ecosystem file (as for start)")
+    p.add_argument("--env-name", "--env", metavar="PROFILE", help="apply env_PROFILE blocks")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also delete the apps an earlier start or apply of this file made that it no "
+        "longer has",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+
     p = command("validate", cmd_validate, "check an ecosystem file and print every problem")
-    p.add_argument("file", metavar="FILE", help="a .json, .yaml, .yml or .toml file")
+    p.add_argument("file", metavar="FILE", help="a .json, .yaml, .yml, .toml or .js/.cjs/.mjs file")
     p.add_argument("--env-name", metavar="PROFILE", help="check with this env_PROFILE applied")
 
     p = command(
