@@ -39,6 +39,7 @@ SCENARIOS = {
     "monit": "monit_cpu.py",
     "health": "health_load.py",
     "logs": "log_throughput.py",
+    "watch": "watch_cpu.py",
 }
 SCENARIO_TIMEOUT = 900.0  # seconds, each; then SIGTERM (the scenario cleans up), then SIGKILL
 TERM_GRACE = 30.0

@@ -250,9 +250,15 @@ class Source:
     """One pipe: its read end and a line not yet complete."""
 
     def __init__(
-        self, fd: int, target: LogFile, key: tuple[int, int], also: LogFile | None = None
+        self,
+        fd: int,
+        target: LogFile,
+        key: tuple[int, int],
+        also: LogFile | None = None,
+        json_fields: dict[str, object] | None = None,
     ) -> None:
         self.fd = fd
+        self.json_fields = json_fields  # log_type json: type, process_id, app_name
         self.target = target
         self.also = also  # the combined log (log_file) that gets every line too
         self.key = key
@@ -266,7 +272,10 @@ class Source:
         if start >= end:
             return
         stamper = self.target.stamper
-        if stamper is not None:
+        if self.json_fields is not None:
+            out = self._as_json(bytes(buf[start:end]), stamper)
+            buf, start, end = out, 0, len(out)
+        elif stamper is not None:
             prefix = stamper.prefix(time.time())
             data = bytes(buf[start:end])
             body = data[:-1].replace(b"\n", b"\n" + prefix) + data[-1:]
@@ -276,6 +285,29 @@ class Source:
         self.target.write(buf, start, end)
         if self.also is not None:
             self.also.write(buf, start, end)
+
+    def _as_json(self, data: bytes, stamper: Stamper | None) -> bytes:
+        """Each line as PM2's log_type json writes it: message, timestamp (the app's
+        log_date_format, or ISO 8601 in UTC), type, process_id, app_name."""
+        now = time.time()
+        if stamper is not None:
+            stamp = stamper.prefix(now)[:-2].decode()
+        else:
+            ms = int(now * 1000) % 1000
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{ms:03d}Z"
+        lines = data[:-1].split(b"\n") if data.endswith(b"\n") else data.split(b"\n")
+        return b"".join(
+            json.dumps(
+                {
+                    "message": line.decode(errors="replace"),
+                    "timestamp": stamp,
+                    **(self.json_fields or {}),
+                },
+                ensure_ascii=False,
+            ).encode()
+            + b"\n"
+            for line in lines
+        )
 
     def feed(self, buf: bytearray, size: int, now: float) -> None:
         """Take ``buf[:size]`` just read: complete lines are written now, a trailing
@@ -470,12 +502,19 @@ class Keeper:
             raise
         self.files.update(opened)
         also = targets.pop() if combined else None
-        for (fd, _), key, target in zip(pipes, keys, targets, strict=True):
+        app = message.get("json")
+        kinds = message.get("kinds")
+        if not isinstance(kinds, list) or len(kinds) != len(pipes):
+            kinds = ["out"] * len(pipes)
+        for (fd, _), key, target, kind in zip(pipes, keys, targets, kinds, strict=True):
             if key in self.pipes:  # already read here (a re-adopted process): one reader only
                 os.close(fd)
                 continue
             os.set_blocking(fd, False)
-            source = Source(fd, target, key, also)
+            fields = None
+            if isinstance(app, list) and len(app) == 2:
+                fields = {"type": str(kind), "process_id": app[1], "app_name": app[0]}
+            source = Source(fd, target, key, also, fields)
             if also is not None:
                 also.sources += 1
             with contextlib.suppress(OSError):
@@ -497,6 +536,7 @@ class Keeper:
             target.stamper is None
             and target.sources == 1
             and source.also is None
+            and source.json_fields is None
             and not source.pending
             and _available(fd) >= SPLICE_MIN
         ):

@@ -41,9 +41,12 @@ class LogSettings:
     max_files: int
     stamp: Parts | None
     combined: str | None = None  # log_file: every line of both streams, in the keeper only
+    json_app: tuple[str, int] | None = None  # log_type json: the app's name and id
 
     @classmethod
-    def of(cls, spec: ProcessSpec, default_combined: str | None = None) -> LogSettings:
+    def of(
+        cls, spec: ProcessSpec, default_combined: str | None = None, process_id: int = 0
+    ) -> LogSettings:
         """``default_combined``: where ``log_file: true`` writes."""
         stamp = None
         if spec.time or spec.log_date_format:
@@ -54,7 +57,8 @@ class LogSettings:
             combined = default_combined
         else:
             combined = os.path.join(spec.cwd, spec.log_file) if spec.log_file else None
-        return cls(spec.max_log_size, spec.max_log_files, stamp, combined)
+        json_app = (spec.name, process_id) if spec.log_type == "json" else None
+        return cls(spec.max_log_size, spec.max_log_files, stamp, combined, json_app)
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Stream:
     backup: int  # the daemon's read end of the pipe
     path: Path
     settings: LogSettings
+    kind: str = "out"  # or "err"; one pipe for both streams is "out"
 
 
 @dataclass
@@ -288,13 +293,16 @@ class KeeperLogs(DirectLogs):
         }
         if settings.combined:
             message["combined"] = settings.combined
+        if settings.json_app:
+            message["json"] = list(settings.json_app)
         if len(streams) == 1 or not self.batch:
             for stream in streams:
-                self._exchange(
-                    sock, {"op": "attach", "path": str(stream.path), **message}, [stream]
-                )
+                one = {"op": "attach", "path": str(stream.path), "kinds": [stream.kind]}
+                self._exchange(sock, {**one, **message}, [stream])
             return
-        message.update(op="attach_each", paths=[str(s.path) for s in streams])
+        message.update(
+            op="attach_each", paths=[str(s.path) for s in streams], kinds=[s.kind for s in streams]
+        )
         try:
             self._exchange(sock, message, streams)
         except KeeperRefused as exc:
@@ -371,10 +379,10 @@ class KeeperLogs(DirectLogs):
         pipes: list[tuple[int, int]] = []
         streams: list[Stream] = []
         try:
-            for path in [out] if err == out else [out, err]:
+            for kind, path in [("out", out)] if err == out else [("out", out), ("err", err)]:
                 read_end, write_end = os.pipe2(os.O_CLOEXEC)
                 pipes.append((read_end, write_end))
-                streams.append(Stream(read_end, path, settings))
+                streams.append(Stream(read_end, path, settings, kind))
             # Handed over after the spawn only to a keeper that is connected: starting one
             # (or finding none) happens before, so a child never starts with pipes that
             # then go nowhere.
@@ -407,7 +415,7 @@ class KeeperLogs(DirectLogs):
                 backup = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 continue
-            stream = Stream(backup, path, settings)
+            stream = Stream(backup, path, settings, "out" if fd == 1 else "err")
             try:
                 self._attach([stream])
             except (OSError, KeeperRefused):

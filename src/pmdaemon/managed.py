@@ -213,7 +213,7 @@ class ManagedProcess:
 
     def log_settings(self) -> LogSettings:
         combined = self._home.logs_dir / f"{self._log_name}.log"
-        return LogSettings.of(self.spec, str(combined))
+        return LogSettings.of(self.spec, str(combined), self.id)
 
     @property
     def combined_log(self) -> Path | None:

@@ -307,3 +307,37 @@ def test_apply_refuses_a_bad_file_whole(pmd: Pmd, tmp_path: Path) -> None:
     assert result.returncode == 1 and "port 0" in result.stderr
     assert "Traceback" not in result.stderr
     assert pmd.list() == []
+
+
+def test_log_type_json(pmd: Pmd, tmp_path: Path) -> None:
+    """PM2's log_type json: every line written as {message, timestamp, type, process_id,
+    app_name}; with log_date_format the timestamp takes that format."""
+    apps = [
+        {
+            "name": name,
+            "script": "bash",
+            "args": ["-c", "echo 'hello \"world\"'; echo oops >&2; exec sleep 1000"],
+            "interpreter": "none",
+            "log_type": "json",
+            "out_file": str(tmp_path / f"{name}-out.log"),
+            "error_file": str(tmp_path / f"{name}-err.log"),
+            **extra,
+        }
+        for name, extra in (("plain", {}), ("dated", {"log_date_format": "YYYY-MM-DD"}))
+    ]
+    file = tmp_path / "process.json"
+    file.write_text(json.dumps({"apps": apps}))
+    pmd.run("start", str(file))
+    for name in ("plain", "dated"):
+        pid = pmd.wait_online(name)["id"]
+        out = wait_until(lambda n=name: (tmp_path / f"{n}-out.log").read_text().strip())
+        err = wait_until(lambda n=name: (tmp_path / f"{n}-err.log").read_text().strip())
+        line, problem = json.loads(out), json.loads(err)
+        assert line["message"] == 'hello "world"' and line["type"] == "out"
+        assert problem["message"] == "oops" and problem["type"] == "err"
+        assert line["app_name"] == name and line["process_id"] == pid
+        stamp = line["timestamp"]
+        if name == "plain":
+            assert stamp.endswith("Z") and "T" in stamp
+        else:
+            assert len(stamp) == 10 and stamp.count("-") == 2

@@ -31,15 +31,19 @@ def start_file(ctx: Context, file: str) -> int:
     if "cwd" in overrides:  # a --cwd typed in the shell is relative to the shell
         overrides["cwd"] = os.path.abspath(overrides["cwd"])
     apps = config.load(Path(file), env_name=_profile(ctx), overrides=overrides, only=a.name)
+    return report(ctx, ctx.client().call("POST", "/api/processes", _file_body(file, apps)))
+
+
+def _file_body(file: str, apps: list[config.App]) -> dict[str, object]:
+    """The apps of a file as the daemon takes them (its warnings printed first)."""
     for warning in sorted({w for app in apps for w in app.warnings}):
         render.warn(warning)
-    body = {
+    return {
         "apps": [app.raw for app in apps],
         "env": dict(os.environ),
         "cwd": os.getcwd(),
         "source": os.path.abspath(file),
     }
-    return report(ctx, ctx.client().call("POST", "/api/processes", body))
 
 
 def apply(ctx: Context) -> int:
@@ -47,16 +51,7 @@ def apply(ctx: Context) -> int:
     PM2's startOrRestart / startOrReload also restart / reload the unchanged apps."""
     a = ctx.args
     apps = config.load(Path(a.file), env_name=_profile(ctx))
-    for warning in sorted({w for app in apps for w in app.warnings}):
-        render.warn(warning)
-    body = {
-        "apps": [app.raw for app in apps],
-        "env": dict(os.environ),
-        "cwd": os.getcwd(),
-        "source": os.path.abspath(a.file),
-        "prune": a.prune,
-        "dry_run": a.dry_run,
-    }
+    body = {**_file_body(a.file, apps), "prune": a.prune, "dry_run": a.dry_run}
     client = ctx.client()
     result = client.call("POST", "/api/apply", body)
     again = {"startOrRestart": "restart", "startOrReload": "reload"}.get(a.command)
