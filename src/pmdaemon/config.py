@@ -272,7 +272,7 @@ def load(
     base_dir = str(path.absolute().parent)
     environ = os.environ if environ is None else environ
     result: list[App] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}  # name → the app (index, name) that takes it
     for index, written in enumerate(apps):
         unset: list[str] = []
         item = interpolate.expand(written, environ, "", unset)
@@ -280,7 +280,13 @@ def load(
         applies = only is None or _app_name(item) == only
         item = _as_pm2_reads(item, env_name, pm2_file=FORMATS.get(path.suffix.lower()) == "js")
         app, app_problems = _check_app(
-            shown, index, item, base_dir, env_name, (overrides or {}) if applies else {}
+            shown,
+            index,
+            item,
+            base_dir,
+            env_name,
+            (overrides or {}) if applies else {},
+            pm2_file=FORMATS.get(path.suffix.lower()) == "js",
         )
         problems += app_problems
         if app is not None:
@@ -296,15 +302,19 @@ def load(
             taken = [name] + ([f"{name}-{i}" for i in range(count)] if count > 1 else [])
             clash = next((n for n in taken if n in seen), None)
             if clash is not None:
-                other = seen[clash]
-                message = (
-                    f"duplicate name: apps[{other}] is also {clash!r}"
-                    if clash == name
-                    else f"the name {clash!r} is also used by apps[{other}]"
-                )
+                other, owner = seen[clash]
+                if clash == name == owner:
+                    message = f"duplicate name: apps[{other}] is also {clash!r}"
+                elif owner != clash:
+                    message = (
+                        f"the name {clash!r} is also the name of an instance of apps[{other}] "
+                        f"({owner!r}, whose instances are {owner}-0 ...): rename one"
+                    )
+                else:
+                    message = f"the name {clash!r} is also used by apps[{other}]"
                 problems.append(Problem(shown, index, name, "name", message))
             for n in taken:
-                seen.setdefault(n, index)
+                seen.setdefault(n, (index, name))
         if app is not None:
             result.append(app)
     if problems:
@@ -441,6 +451,7 @@ def _check_app(
     base_dir: str,
     env_name: str | None,
     overrides: Mapping[str, Any],
+    pm2_file: bool = False,
 ) -> tuple[App | None, list[Problem]]:
     if not isinstance(item, Mapping):
         return None, [
@@ -448,8 +459,14 @@ def _check_app(
         ]
     name = _app_name(item)
     problems: list[Problem] = []
+    notes: list[str] = []
+    who = f"apps[{index}] ({shown_key(name)})" if name else f"apps[{index}]"
 
     def problem(field: str | None, message: str) -> None:
+        if pm2_file and message.startswith("unknown field"):
+            # PM2 ignores fields it does not know; in its own format, so do we, saying so
+            notes.append(f"{who}: {message}: ignored, as PM2 ignores it")
+            return
         problems.append(Problem(file, index, name, field, message))
 
     written: dict[str, Any] = {}
@@ -483,6 +500,7 @@ def _check_app(
             problem(key, exc.message)
     # Checks across fields, reported with the rest when their fields are themselves valid.
     failed = {p.field for p in problems}
+    _shared_port(parsed, raw, notes, who)
     if "port" in parsed and "instances" not in failed:
         try:
             check_instance_ports(parsed.get("instances") or 1, parsed["port"])
@@ -499,11 +517,23 @@ def _check_app(
         spec = build_spec(raw, default_cwd=base_dir)
     except InvalidInput as exc:
         return None, [Problem(file, index, name, exc.details.get("field"), exc.message)]
-    if os.path.isdir(spec.cwd):  # (an example file's /app need not exist here)
-        try:
-            check_watch_paths(spec)
-        except InvalidInput as exc:
-            return None, [Problem(file, index, name, "watch", exc.message)]
+    try:
+        check_watch_paths(spec)
+    except InvalidInput as exc:  # the daemon refuses it at start; a file may be checked
+        notes.append(f"{who}: {exc.message}: the app will not start until it exists")
     # Paths in the file are relative to the file, wherever the CLI runs.
     raw["cwd"] = spec.cwd
-    return App(index, raw, spec, inert_warnings(written)), []
+    return App(index, raw, spec, notes + inert_warnings(written)), []
+
+
+def _shared_port(parsed: dict[str, Any], raw: dict[str, Any], notes: list[str], who: str) -> None:
+    """A PM2 cluster's instances share one port through Node's cluster module; here each
+    instance is a process of its own, so one port becomes a range, with a warning."""
+    count, port = parsed.get("instances") or 1, parsed.get("port")
+    if parsed.get("exec_mode") != "cluster" or count < 2 or not isinstance(port, int):
+        return
+    raw["port"] = parsed["port"] = f"{port}-{port + count - 1}"
+    notes.append(
+        f"{who}: the {count} instances of a cluster cannot share port {port} here (PM2 shares "
+        f"it through Node's cluster module): they get ports {raw['port']}"
+    )

@@ -44,10 +44,10 @@ class Desired(StrEnum):
 
 
 # PM2 takes any string; spaces are allowed here too ("API Server"), not at either end.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.:@+ -]{0,62}[A-Za-z0-9_.:@+-])?")
 NAME_FORMS = (
-    "1 to 64 letters, digits, spaces, '_', '.' or '-' (first a letter, digit or '_', no "
-    "space last; not all digits, not 'all')"
+    "1 to 64 letters, digits, spaces, '_', '.', '-', ':', '@' or '+' (first a letter, digit "
+    "or '_', no space last; not all digits, not 'all')"
 )
 
 

@@ -242,6 +242,9 @@ def _size(field: str, value: Any) -> int:
     return parse_size(value, field)
 
 
+NEGATIVE_INSTANCES = r"-(?:[1-9][0-9]{0,2}|10[01][0-9]|102[0-4])"  # -1 to -1024
+
+
 def cpu_count() -> int:
     """The CPUs this process may run on (a container's cpuset, not the host's count)."""
     try:
@@ -256,6 +259,8 @@ def _instances(field: str, value: Any) -> int:
     ``enabled: false``; PM2's apps get ``max`` for 0 from the file loader)."""
     if value == "max":
         return cpu_count()
+    if isinstance(value, str) and re.fullmatch(rf"\s*{NEGATIVE_INSTANCES}\s*", value):
+        value = int(value)  # PM2 reads a string with parseInt
     if isinstance(value, int) and not isinstance(value, bool) and -1024 <= value < 0:
         return max(1, cpu_count() + value)
     if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
@@ -367,14 +372,11 @@ def _filter_env(field: str, value: Any) -> bool | tuple[str, ...]:
 
 
 def _log_type(field: str, value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "raw")):
+    """json, or any other string (PM2 takes any, and only json changes anything)."""
+    if value is None:
         return None
-    if isinstance(value, str) and value.strip().lower() == "json":
-        return "json"
-    raise InvalidInput(
-        f"invalid {field} {shown(value)}: expected json (one JSON object per line)",
-        {"field": field},
-    )
+    text = _string(field, value, allow_empty=True)
+    return "json" if text.strip().lower() == "json" else None
 
 
 def _log_file(field: str, value: Any) -> str | bool | None:
@@ -405,6 +407,16 @@ def _env_name(field: str, value: Any) -> str:
     raise InvalidInput(
         f"invalid {field} {shown(value)}: expected an environment variable name "
         "(letters, digits and '_', not starting with a digit)",
+        {"field": field},
+    )
+
+
+def _variable(field: str, value: Any) -> str:
+    """Any name the environment can hold (PM2 takes monitor-backend too)."""
+    if isinstance(value, str) and value and len(value) <= 128 and not set(value) & {"=", "\x00"}:
+        return value
+    raise InvalidInput(
+        f"invalid {field} {shown(value)}: expected a variable name (1 to 128 characters, no '=')",
         {"field": field},
     )
 
@@ -653,7 +665,7 @@ PORT_SCHEMA = {
 }
 NAME_SCHEMA = {
     "type": "string",
-    "pattern": r"^[A-Za-z0-9_](?:[A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?$",
+    "pattern": r"^[A-Za-z0-9_](?:[A-Za-z0-9_.:@+ -]{0,62}[A-Za-z0-9_.:@+-])?$",
     "not": {"anyOf": [{"const": "all"}, {"pattern": r"^[0-9]+$"}]},
 }
 STRING = {"type": "string", "maxLength": MAX_STRING, "pattern": r"^[^\x00]*[^\x00\s][^\x00]*$"}
@@ -779,12 +791,7 @@ ACCOUNT_SCHEMA = {
     ]
 }
 ENV_NAME_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"}
-LOG_TYPE_SCHEMA = {
-    "anyOf": [
-        {"type": "string", "pattern": rf"^\s*(?:{any_case('json')}|{any_case('raw')})?\s*$"},
-        {"type": "null"},
-    ]
-}
+LOG_TYPE_SCHEMA = {"anyOf": [ANY_STRING, {"type": "null"}]}
 # The shape of a cron expression (its values' ranges are the loader's to check).
 _CRON_ITEM = r"[-0-9A-Za-z*?,/]+"
 CRON_PATTERN = (
@@ -821,6 +828,7 @@ FIELDS: dict[str, Field] = {
             "anyOf": [
                 count_schema(0, 1024),
                 {"type": "integer", "minimum": -1024, "maximum": -1},
+                {"type": "string", "pattern": rf"^\s*{NEGATIVE_INSTANCES}\s*$"},
                 {"const": "max"},
             ]
         },
@@ -847,7 +855,9 @@ FIELDS: dict[str, Field] = {
         "a variable of env that instance i gets plus i (PORT: the instances' ports)",
     ),
     "instance_var": Field(
-        _optional(_env_name), ENV_NAME_SCHEMA, "another variable that holds the instance index"
+        _optional(_variable),
+        {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^=\x00]+$"},
+        "another variable that holds the instance index",
     ),
     "autorestart": Field(_bool, BOOL, "restart when it exits"),
     "max_restarts": Field(
@@ -1172,10 +1182,10 @@ def normalize(raw: Mapping[str, Any], problem: Callable[[str, str], None]) -> di
     values: dict[str, Any] = {}
 
     def put(key: str, value: Any, written: str) -> None:
-        if key in values:
+        if key in values and values[key] != value:
             problem(written, f"{written!r} is also given as {key!r}: give one of them")
             return
-        values[key] = value
+        values[key] = value  # the same value under two names (PM2 files do it) is one
 
     for key, value in raw.items():
         if not isinstance(key, str):
@@ -1200,6 +1210,10 @@ def normalize(raw: Mapping[str, Any], problem: Callable[[str, str], None]) -> di
                 put(str(inner), inner_value, f"log.{inner}")
             continue
         target = FIELD_ALIASES.get(key, key)
+        if target not in FIELDS and target not in INERT_FIELDS and target not in FLAT_HEALTH:
+            # PM2 reads every field in camelCase too (maxRestarts, logDateFormat)
+            snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+            target = FIELD_ALIASES.get(snake, snake) if snake != key else target
         if target not in FIELDS and target not in INERT_FIELDS:
             problem(key[:40], f"unknown field {key[:40]!r}{suggest(key, KNOWN)}")
             continue

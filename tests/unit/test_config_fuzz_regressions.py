@@ -38,8 +38,8 @@ def test_control_characters_in_keys_and_names_never_reach_the_terminal_raw(
     assert found == [
         "apps[0] (a): unknown field '\\x1f'",
         "apps[1] ('a\\nb'): invalid name 'a\\nb': expected 1 to 64 letters, digits, spaces, "
-        "'_', '.' or '-' (first a letter, digit or '_', no space last; not all digits, not "
-        "'all')",
+        "'_', '.', '-', ':', '@' or '+' (first a letter, digit or '_', no space last; not all "
+        "digits, not 'all')",
         "apps[2] ('c\\x1b[2J'): invalid port 0: expected a port from 1 to 65535 (3000), a range "
         '("3000-3003") or an automatic range ("auto:5000-5100")',
         "apps[3] (d): unknown field health_check.'\\x1b[31mred': accepted type, check_type, "

@@ -61,7 +61,8 @@ CASES = [
     (app(watch="src", ignore_watch=["node_modules", "*.log"]), True),
     (app(watch=5), False),
     (app(filter_env=["SECRET"], log_type="json", disable_logs=True), True),
-    (app(log_type="xml"), False),
+    (app(log_type="xml"), True),  # PM2 takes any string; only json changes anything
+    (app(log_type=5), False),
     (app(vizion=False, pmx=True, treekill=False, autostart=False, uid="root"), True),
     (app(autorestart="maybe"), False),
 ]
