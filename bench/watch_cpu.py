@@ -91,7 +91,8 @@ def measure(m: Manager, work: Path, settle: float, duration: float, edits: int) 
     latencies = []
     for i in range(edits):
         seen = len(stamps(work, m))
-        target = work / "tree" / f"pkg{(i * 7) % (DIRS // 50)}" / f"mod{(i * 131) % DIRS}" / "f3.js"
+        d = (i * 131 + 17) % DIRS
+        target = work / "tree" / f"pkg{d // 50}" / f"mod{d}" / "f3.js"
         edited = time.time()
         target.write_text(f"// edit {i}\n")
         deadline = time.monotonic() + 30
