@@ -10,7 +10,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+# One reference, also the JSON Schema's pattern for a port written as one (checked once
+# substituted).
+VARIABLE = r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}"
+_REFERENCE = re.compile(r"\$\$\{|" + VARIABLE)
 # Values expanded by the process itself at run time.
 RUNTIME = frozenset(
     {"health_check.url", "health_check.script", "health_check_url", "health_check_script"}

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from pmdaemon.errors import InvalidInput
+from pmdaemon.interpolate import VARIABLE
 from pmdaemon.logstamp import StampFormatError, compile_format
 from pmdaemon.model import HealthCheck, ProcessSpec, validate_name
 from pmdaemon.patterns import any_case, decimal_at_most, decimal_between, positive, uint
@@ -663,6 +664,9 @@ PORT_SCHEMA = {
         },
     ]
 }
+# A file may also write a port as a reference, "${WEB_PORTS:-8080-8081}": the loader checks
+# the value once it is substituted (the API takes no references).
+FILE_PORT_SCHEMA = {"anyOf": [*PORT_SCHEMA["anyOf"], {"type": "string", "pattern": VARIABLE}]}
 NAME_SCHEMA = {
     "type": "string",
     "pattern": r"^[A-Za-z0-9_](?:[A-Za-z0-9_.:@+ -]{0,62}[A-Za-z0-9_.:@+-])?$",
@@ -846,8 +850,9 @@ FIELDS: dict[str, Field] = {
     "enabled": Field(_bool, BOOL, "false: the app is created but not started"),
     "port": Field(
         _optional(port_value),
-        PORT_SCHEMA,
-        '3000, "3000-3003" (instance i gets 3000+i), "auto:5000-5100", or {start, max}',
+        FILE_PORT_SCHEMA,
+        '3000, "3000-3003" (instance i gets 3000+i), "auto:5000-5100", or {start, max}; '
+        "a ${VAR:-default} reference is checked once substituted",
     ),
     "increment_var": Field(
         _optional(_env_name),

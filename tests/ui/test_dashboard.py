@@ -8,7 +8,9 @@ README); otherwise it goes to the test's temporary directory."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import shutil
 import signal
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from helpers import Pmd, Web, child
+from helpers import Pmd, Web, child, wait_until
 
 PY = sys.executable
 KEY = "dashboard-key-0123456789"
@@ -53,17 +55,19 @@ class Watched:
         if message.type == "error":
             self.errors.append(message.text)
 
-    def check(self) -> None:
+    def check(self, expected: tuple[str, ...] = ()) -> None:
+        """No request to another host, and no console error but a refused key's 401 and
+        those containing one of ``expected``."""
         ws_origin = self.origin.replace("http", "ws", 1)
         foreign = [u for u in self.requests if not u.startswith((self.origin, ws_origin))]
         assert not foreign, f"requests to other hosts: {foreign}"
         # A refused key answers 401, which the browser reports; nothing else may show up.
-        errors = [e for e in self.errors if "401" not in e]
+        errors = [e for e in self.errors if "401" not in e and not any(x in e for x in expected)]
         assert not errors, f"console errors: {errors}"
 
 
-def open_page(browser: Browser, w: Web) -> Watched:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+def open_page(browser: Browser, w: Web, width: int = 1280, height: int = 860) -> Watched:
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     watched = Watched(page, w.url)
     page.goto(w.url + "/")  # a browser at the root lands on the dashboard
@@ -217,3 +221,178 @@ def test_a_ws_auth_server_still_streams_to_the_dashboard(
     expect(log).not_to_have_count(count, timeout=10000)  # the subscription works too
     assert all(KEY not in u for u in watched.requests)  # the key is in no URL
     watched.check()
+
+
+def cell(page: Page, name: str, field: str) -> str:
+    return f"{row(page, name)} [data-field={field}]"
+
+
+def test_stopped_and_errored_rows_show_a_dash_as_the_cli_does(
+    pmd: Pmd, web: Callable[..., Web], browser: Browser, tmp_path: Path
+) -> None:
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "app")
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "halted")
+    pmd.run("stop", "halted")
+    pmd.run("start", str(tmp_path / "missing.py"), "-n", "broken", check=False)
+    assert pmd.proc("broken")["status"] == "errored"
+    w = web("--api-key", KEY)
+    watched = open_page(browser, w)
+    page = watched.page
+    log_in(page, KEY)
+    expect(page.locator(cell(page, "app", "cpu"))).to_have_text(re.compile(r"^\d+\.\d%$"))
+    expect(page.locator(cell(page, "app", "memory"))).to_have_text(
+        re.compile(r"^\d+(\.\d)? (B|KiB|MiB|GiB)$")
+    )
+    # Live metrics arrive (uptime moves on): what does not run still shows no figures.
+    uptime = page.locator(cell(page, "app", "uptime"))
+    expect(uptime).to_have_text(re.compile(r"^\d+[smhd]$"))
+    expect(uptime).not_to_have_text(uptime.text_content() or "", timeout=15000)
+    for name, status in (("halted", "stopped"), ("broken", "errored")):
+        expect(page.locator(cell(page, name, "status"))).to_have_text(status)
+        for field in ("pid", "cpu", "memory", "uptime"):
+            expect(page.locator(cell(page, name, field))).to_have_text("-")
+    watched.check()
+
+
+def axis_bytes(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * 1024 ** ["B", "KiB", "MiB", "GiB", "TiB"].index(unit)
+
+
+def test_charts_have_a_label_and_a_scale(
+    pmd: Pmd, web: Callable[..., Web], browser: Browser
+) -> None:
+    # 30 MiB, held: the memory chart's scale must reach above it.
+    pmd.start(child("hog.py"), "--interpreter", PY, "-n", "hog", "--", "10", "30")
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "halted")
+    pmd.run("stop", "halted")
+    w = web("--api-key", KEY)
+    watched = open_page(browser, w)
+    page = watched.page
+    log_in(page, KEY)
+    page.click(f"{row(page, 'hog')} td:nth-child(2)")
+    cpu, memory = page.locator("#cpu"), page.locator("#memory")
+    expect(cpu.locator("figcaption")).to_contain_text("CPU % of one core, last 5 min")
+    expect(memory.locator("figcaption")).to_contain_text("Memory RSS with its children")
+    # A sample of 30 MiB or more has arrived over the stream.
+    now = memory.locator("[data-axis=now]")
+    expect(now).to_have_text(re.compile(r"^now \d+(\.\d)? MiB$"), timeout=15000)
+    wait_until(
+        lambda: axis_bytes(now.inner_text().removeprefix("now ")) >= 30 * 1024**2,
+        timeout=15,
+        what="a memory sample of 30 MiB",
+    )
+    top = axis_bytes(memory.locator("[data-axis=max]").inner_text())
+    assert top >= axis_bytes(now.inner_text().removeprefix("now ")) >= 30 * 1024**2
+    assert axis_bytes(memory.locator("[data-axis=mid]").inner_text()) == top / 2
+    expect(memory.locator("[data-axis=zero]")).to_have_text(re.compile(r"^0 (B|KiB|MiB|GiB)$"))
+    expect(cpu.locator("[data-axis=max]")).to_have_text(re.compile(r"^\d+%$"))
+    expect(cpu.locator("[data-axis=zero]")).to_have_text("0%")
+    expect(cpu.locator("[data-axis=now]")).to_have_text(re.compile(r"^now \d+\.\d%$"))
+    cpu_top = float(cpu.locator("[data-axis=max]").inner_text().rstrip("%"))
+    assert cpu_top >= float(cpu.locator("[data-axis=now]").inner_text()[4:].rstrip("%"))
+    for figure in (cpu, memory):
+        expect(figure.locator(".x-axis")).to_have_text(re.compile(r"^5 min ago\s*now$"))
+        assert "scale 0 to" in (figure.locator("canvas").get_attribute("aria-label") or "")
+        # Readable: real text, at least 11 px, inside its chart, no label over another.
+        frame = figure.bounding_box()
+        assert frame is not None
+        ticks = []
+        for label in figure.locator("figcaption, .y-axis span, .x-axis span").all():
+            expect(label).to_be_visible()
+            size = label.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+            assert size >= 11, size
+            box = label.bounding_box()
+            assert box is not None
+            assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
+            if label.get_attribute("data-axis") in ("max", "mid", "zero"):
+                ticks.append(box)
+        assert len(ticks) == 3
+        assert all(a["y"] + a["height"] <= b["y"] for a, b in itertools.pairwise(ticks))
+    # A process that does not run has no current value.
+    page.click(f"{row(page, 'halted')} td:nth-child(2)")
+    expect(page.locator("#detail-title")).to_contain_text("halted")
+    expect(memory.locator("[data-axis=now]")).to_have_text("now -")
+    expect(cpu.locator("[data-axis=now]")).to_have_text("now -")
+    watched.check()
+
+
+def test_the_header_wraps_cleanly_at_400_px(
+    pmd: Pmd, web: Callable[..., Web], browser: Browser
+) -> None:
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "app")
+    pmd.start(child("ticker.py"), "--interpreter", PY, "-n", "tick", "--", "0.5")
+    w = web("--api-key", KEY)
+    watched = open_page(browser, w, width=400, height=800)
+    page = watched.page
+    expect(page.locator("#connection")).to_be_visible()
+    log_in(page, KEY)
+    expect(page.locator("#system")).to_contain_text("processes 2 online / 2")
+    page.click(f"{row(page, 'tick')} td:nth-child(2)")
+    expect(page.locator("#detail")).to_be_visible()
+    expect(page.locator("#log div").first).to_be_visible()
+    # The page itself never scrolls sideways (the table scrolls in its own box).
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1] == 400, widths
+    header = page.locator("header")
+    assert header.evaluate("e => e.scrollWidth <= e.clientWidth")
+    parts = [
+        "header h1",
+        "#connection",
+        "#logout",
+        *[f"#system [data-item={n}]" for n in ("host", "cpu", "memory", "load", "processes")],
+    ]
+    for selector in parts:
+        part = page.locator(selector)
+        expect(part).to_be_visible()
+        box = part.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400, selector
+        # Each piece of the header is whole on one line (no value broken in two).
+        assert part.evaluate("e => e.getClientRects().length") == 1, selector
+        assert box["height"] < 30, (selector, box)
+    # The name and the badge share the first line; the machine's figures come below.
+    name, badge = (
+        page.locator("header h1").bounding_box(),
+        page.locator("#connection").bounding_box(),
+    )
+    system = page.locator("#system").bounding_box()
+    assert name and badge and system
+    assert abs((name["y"] + name["height"] / 2) - (badge["y"] + badge["height"] / 2)) < 8
+    assert system["y"] >= name["y"] + name["height"] - 1
+    watched.check()
+
+
+def test_not_signed_in_is_told_apart_from_offline(
+    pmd: Pmd, web: Callable[..., Web], browser: Browser
+) -> None:
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "app")
+    w = web("--api-key", KEY)
+    watched = open_page(browser, w)
+    page = watched.page
+    badge = page.locator("#connection")
+    # No key yet, then a wrong one: the API answers, it wants a key.
+    expect(page.locator("#login")).to_be_visible()
+    expect(badge).to_have_text("not signed in")
+    log_in(page, "not-the-key", accepted=False)
+    expect(page.locator("#login-error")).to_have_text("The key was refused.")
+    expect(badge).to_have_text("not signed in")
+    log_in(page, KEY)
+    expect(badge).to_have_text("live")
+    # The web API goes away: offline, saying so, and the key is kept.
+    port = w.url.rsplit(":", 1)[1]
+    w.stop()
+    expect(badge).to_have_text("offline", timeout=15000)
+    expect(page.locator("#notice")).to_contain_text("The daemon's web API does not answer")
+    expect(page.locator("#login")).to_be_hidden()
+    # Back on the same port: live again with the same key, no sign-in asked for.
+    web("--port", port, "--api-key", KEY)
+    expect(badge).to_have_text("live", timeout=15000)
+    expect(page.locator("#notice")).to_have_text("")
+    expect(page.locator("#login")).to_be_hidden()
+    expect(page.locator(cell(page, "app", "status"))).to_have_text("online")
+    page.click("#logout")
+    expect(badge).to_have_text("not signed in")
+    # The browser reports the refused connections while the API was gone.
+    watched.check(expected=("ERR_CONNECTION_REFUSED", "WebSocket connection to"))

@@ -30,6 +30,7 @@ CASES = [
     (app(args=["--flag", True, 3, 1.5]), True),
     (app(instances=2.0, port="3000-3001"), True),
     (app(port=3000.0), True),
+    (app(instances=2, port="${PMDAEMON_TEST_UNSET_PORTS:-3000-3001}"), True),
     (app(max_memory_restart=1e9), True),
     (app(stop_exit_codes="0, 3"), True),
     (app(env_production={"A": 1}), True),

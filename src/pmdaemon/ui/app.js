@@ -15,6 +15,7 @@ const state = {
   ws: null,
   retry: 0,
   refreshing: null,
+  connection: "connecting",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -35,25 +36,51 @@ function headers(extra = {}) {
   return state.key ? { ...extra, "X-API-Key": state.key } : extra;
 }
 
+// A request that cannot reach the web API at all (the daemon or `pmdaemon web` is gone).
+class Offline extends Error {}
+class ApiError extends Error {
+  constructor(message, status) { super(message); this.status = status; }
+}
+
 async function api(path, options = {}) {
-  const response = await fetch(path, { ...options, headers: headers(options.headers) });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers: headers(options.headers) });
+  } catch (error) {
+    offline(error);
+    throw new Offline(error.message);
+  }
   if (response.status === 401) {
-    showLogin("The key was refused.");
+    showLogin(state.key ? "The key was refused." : "");
     throw new Error("unauthorized");
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+  // 403: signed in with a read-only key, asking for more than it grants.
+  if (response.status === 403) throw new ApiError("this key may only read", 403);
+  if (!response.ok) throw new ApiError(body.message || `HTTP ${response.status}`, response.status);
   return body;
+}
+
+function offline(error) {
+  setConnection("offline");
+  notice(`The daemon's web API does not answer (${error.message}); trying again…`);
 }
 
 // -- formatting ------------------------------------------------------------------------
 
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
 function bytes(n) {
   if (!n) return "0 B";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  while (n >= 1024 && i < UNITS.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${UNITS[i]}`;
+}
+
+// CPU, memory and uptime belong to a running process; for the others the table shows "-",
+// as `pmdaemon list` does.
+function running(proc) {
+  return proc.pid !== null && proc.pid !== undefined && proc.pid !== 0;
 }
 
 function uptime(seconds) {
@@ -76,7 +103,8 @@ function showLogin(message) {
   $("login").hidden = false;
   $("logout").hidden = true;
   $("login-error").textContent = message || "";
-  setConnection(false);
+  notice("");
+  setConnection("signed-out");
   $("key").focus();
 }
 
@@ -97,17 +125,16 @@ $("logout").addEventListener("click", () => {
 async function start() {
   let status;
   try {
-    const response = await fetch("/api/status", { headers: headers() });
-    if (response.status === 401) {
-      showLogin(state.key ? "The key was refused." : "");
-      return;
-    }
-    status = await response.json();
+    status = await api("/api/status");
   } catch (error) {
-    notice(`The daemon does not answer: ${error.message}`);
-    setTimeout(start, 2000);
+    if (error.status === 429) showLogin(error.message); // too many refused keys
+    else if (error.message !== "unauthorized") {
+      if (!(error instanceof Offline)) notice(`The web API failed: ${error.message}; trying again…`);
+      setTimeout(start, 2000);
+    }
     return;
   }
+  notice("");
   state.access = status.access;
   $("login").hidden = true;
   $("main").hidden = false;
@@ -128,7 +155,9 @@ async function refresh() {
     renderTable();
     notice("");
   } catch (error) {
-    if (error.message !== "unauthorized") notice(`Could not load the processes: ${error.message}`);
+    if (!(error instanceof Offline) && error.message !== "unauthorized") {
+      notice(`Could not load the processes: ${error.message}`);
+    }
   }
 }
 
@@ -141,7 +170,7 @@ function refreshSoon() {
 function renderSystem(system) {
   const box = $("system");
   box.replaceChildren();
-  const item = (label, value) => box.append(el("span", {}, `${label} `, el("b", { text: value })));
+  const item = (label, value) => box.append(el("span", { "data-item": label }, `${label} `, el("b", { text: value })));
   item("host", system.hostname);
   item("cpu", `${system.cpu.usage.toFixed(1)}% of ${system.cpu.cores}`);
   item("memory", `${bytes(system.memory.used)} / ${bytes(system.memory.total)}`);
@@ -171,18 +200,19 @@ function renderTable() {
   $("processes").hidden = procs.length === 0;
   for (const p of procs) {
     const health = p.health_status || "";
+    const live = running(p);
     const row = el("tr", { "data-id": String(p.id), "data-name": p.name, onclick: () => select(p.id) },
       el("td", { class: "num", text: String(p.id) }),
       el("td", { text: p.name }),
       el("td", { class: `status status-${p.status}`, "data-field": "status", text: p.status }),
       el("td", { class: "num", "data-field": "pid", text: p.pid ? String(p.pid) : "-" }),
       el("td", { class: "num", text: p.port ? String(p.port) : "-" }),
-      el("td", { class: "num", text: `${(p.cpu_usage || 0).toFixed(1)}%` }),
-      el("td", { class: "num", text: bytes(p.memory_usage) }),
-      el("td", { class: "num", text: p.uptime || "0s" }),
+      el("td", { class: "num", "data-field": "cpu", text: live ? `${(p.cpu_usage || 0).toFixed(1)}%` : "-" }),
+      el("td", { class: "num", "data-field": "memory", text: live ? bytes(p.memory_usage) : "-" }),
+      el("td", { class: "num", "data-field": "uptime", text: live ? p.uptime || "0s" : "-" }),
       el("td", { class: "num", "data-field": "restarts", text: String(p.restarts) }),
       el("td", { class: health ? `health-${health}` : "", text: health || "-" }),
-      el("td", { class: "actions" }, ...actionButtons(p)));
+      el("td", {}, el("div", { class: "actions" }, ...actionButtons(p))));
     if (p.id === state.selected) row.classList.add("selected");
     body.append(row);
   }
@@ -211,7 +241,9 @@ async function act(proc, action) {
     const result = await api(path, { method: action === "delete" ? "DELETE" : "POST" });
     notice(result.message || "");
   } catch (error) {
-    if (error.message !== "unauthorized") notice(`${action} ${proc.name} failed: ${error.message}`);
+    if (!(error instanceof Offline) && error.message !== "unauthorized") {
+      notice(`${action} ${proc.name} failed: ${error.message}`);
+    }
   }
   refreshSoon();
 }
@@ -239,7 +271,9 @@ async function select(id) {
     renderInfo(detail);
     for (const line of logs.logs) appendLog(line);
   } catch (error) {
-    if (error.message !== "unauthorized") notice(`Could not load process ${id}: ${error.message}`);
+    if (!(error instanceof Offline) && error.message !== "unauthorized") {
+      notice(`Could not load process ${id}: ${error.message}`);
+    }
   }
   subscribe("subscribe", id);
   drawCharts();
@@ -285,44 +319,105 @@ function appendLog(entry) {
   if (stick) log.scrollTop = log.scrollHeight;
 }
 
-function drawChart(canvas, values, format) {
+// The top of a chart's scale: the smallest 1, 2 or 5 times a power of ten at or above
+// ``value`` (so the labels stay round).
+function niceCeil(value) {
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5, 10].find((step) => step * power >= value * (1 - 1e-9)) * power;
+}
+
+function trimmed(n) {
+  return Number.isInteger(n) ? String(n) : n.toFixed(1).replace(/\.0$/, "");
+}
+
+// CPU in % of one core, from 1% up; memory in the binary unit of its largest value.
+const SCALES = {
+  cpu: (max) => {
+    const top = niceCeil(Math.max(max, 1));
+    return { top, label: (v) => `${trimmed(v)}%`, now: (v) => `${v.toFixed(1)}%` };
+  },
+  memory: (max) => {
+    let unit = 1024 ** 2; // 1 MiB at least
+    let i = 2;
+    while (max >= unit * 1024 && i < UNITS.length - 1) { unit *= 1024; i++; }
+    while (max > 0 && max < unit && i > 0) { unit /= 1024; i--; }
+    let mantissa = niceCeil(Math.max(max / unit, 1));
+    // Past 1000 of a unit, the round number is 1 of the next: 1 MiB, not 2000 KiB.
+    if (mantissa >= 1024 && i < UNITS.length - 1) { mantissa = 1; unit *= 1024; i++; }
+    const top = mantissa * unit;
+    return { top, label: (v) => `${trimmed(v / unit)} ${UNITS[i]}`, now: bytes };
+  },
+};
+
+function drawChart(figure, kind, values, now) {
+  const canvas = figure.querySelector("canvas");
+  // Drawn at the size it is shown, in device pixels, so lines stay sharp at any width.
+  const ratio = window.devicePixelRatio || 1;
+  const shownWidth = Math.round(canvas.clientWidth * ratio);
+  const shownHeight = Math.round(canvas.clientHeight * ratio);
+  if (shownWidth && (canvas.width !== shownWidth || canvas.height !== shownHeight)) {
+    canvas.width = shownWidth;
+    canvas.height = shownHeight;
+  }
   const ctx = canvas.getContext("2d");
   const { width, height } = canvas;
+  const scale = SCALES[kind](Math.max(0, ...values));
+  const axis = (name) => figure.querySelector(`[data-axis=${name}]`);
+  axis("max").textContent = scale.label(scale.top);
+  axis("mid").textContent = scale.label(scale.top / 2);
+  axis("zero").textContent = scale.label(0);
+  const current = now === null ? "-" : scale.now(now);
+  axis("now").textContent = `now ${current}`;
+  canvas.setAttribute(
+    "aria-label",
+    `${kind} over the last 5 minutes, scale 0 to ${scale.label(scale.top)}, now ${current}`,
+  );
   ctx.clearRect(0, 0, width, height);
-  const max = Math.max(1, ...values) * 1.1;
   ctx.strokeStyle = "#273039";
+  ctx.lineWidth = ratio;
   ctx.beginPath();
-  for (let i = 1; i < 4; i++) { ctx.moveTo(0, (height * i) / 4); ctx.lineTo(width, (height * i) / 4); }
+  for (const y of [ratio / 2, height / 2, height - ratio / 2]) { ctx.moveTo(0, y); ctx.lineTo(width, y); }
   ctx.stroke();
-  ctx.fillStyle = "#8b96a1";
-  ctx.font = "11px system-ui, sans-serif";
-  ctx.fillText(format(max), 4, 12);
   if (values.length < 2) return;
   ctx.strokeStyle = "#58a6ff";
-  ctx.lineWidth = 1.5;
+  ctx.lineWidth = 1.5 * ratio;
   ctx.beginPath();
+  // The newest sample sits at the right edge ("now"), older ones to its left.
+  const offset = HISTORY - values.length;
   values.forEach((v, i) => {
-    const x = (width * i) / (HISTORY - 1);
-    const y = height - (v / max) * height;
+    const x = (width * (offset + i)) / (HISTORY - 1);
+    const y = height - ratio / 2 - (v / scale.top) * (height - ratio);
     if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
   });
   ctx.stroke();
-  ctx.fillText(format(values[values.length - 1]), width - 70, 12);
 }
 
 function drawCharts() {
   if (state.selected === null) return;
   const points = state.history.get(state.selected) || [];
-  drawChart($("cpu-chart"), points.map((p) => p.cpu), (v) => `${v.toFixed(1)}%`);
-  drawChart($("mem-chart"), points.map((p) => p.memory), bytes);
+  const proc = state.procs.get(state.selected);
+  const live = proc && running(proc);
+  const last = points[points.length - 1];
+  drawChart($("cpu"), "cpu", points.map((p) => p.cpu), live && last ? last.cpu : null);
+  drawChart($("memory"), "memory", points.map((p) => p.memory), live && last ? last.memory : null);
 }
 
 // -- live stream -----------------------------------------------------------------------
 
-function setConnection(live) {
+// The badge: "live" (the stream is open), "connecting…", "offline" (the web API does not
+// answer) or "not signed in" (it wants a key, or refused the one given).
+const CONNECTION = {
+  live: "live",
+  connecting: "connecting…",
+  offline: "offline",
+  "signed-out": "not signed in",
+};
+
+function setConnection(name) {
+  state.connection = name;
   const badge = $("connection");
-  badge.textContent = live ? "live" : "offline";
-  badge.className = `connection ${live ? "live" : "offline"}`;
+  badge.textContent = CONNECTION[name];
+  badge.className = `connection ${name}`;
 }
 
 // The key travels in the handshake as a subprotocol, pmdaemon.key.<base64url(key)>: a
@@ -342,12 +437,14 @@ function connect() {
   state.ws = ws;
   ws.onopen = () => {
     state.retry = 0;
-    setConnection(true);
+    setConnection("live");
+    notice("");
     if (state.key) ws.send(JSON.stringify({ type: "auth", api_key: state.key }));
   };
   ws.onmessage = (event) => handle(JSON.parse(event.data));
   ws.onclose = () => {
-    setConnection(false);
+    // Until the next try says why: a refused key, an API gone, or a stream that broke.
+    if (state.connection === "live") setConnection("connecting");
     state.ws = null;
     state.retry = Math.min(state.retry + 1, 5);
     setTimeout(() => { if (!$("main").hidden) { refresh(); connect(); } }, 500 * state.retry);
