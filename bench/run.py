@@ -297,7 +297,30 @@ def method(payloads: dict[str, dict[str, Any]]) -> list[str]:
         )
     if logs:
         out += _logs_method(logs)
+    if watch := notes("watch"):
+        out.append(_watch_method(watch))
     return out
+
+
+def _watch_method(w: dict[str, Any]) -> str:
+    lat = {k: ", ".join(f"{x:.0f}" for x in v) for k, v in w["latencies_ms"].items()}
+    return (
+        f"- **watch**: one app (a Python script that appends its start time to a file outside"
+        f" the tree, then sleeps) in a directory holding a tree of {w['files']:,} files in"
+        f' {w["directories"]:,} directories, watched with `watch: ["tree"]` from the same'
+        " JSON file for both managers, with their default ignore rules; one manager at a"
+        " time. *RSS growth*: the daemon's RSS with the app watched less its RSS with the same"
+        f" app unwatched, each read {w['settle_s']:g} s after the app was online (pmdaemon:"
+        " the daemon alone; its log keeper does not watch). *Idle CPU*: the daemon's (and"
+        " pmdaemon's log keeper's) CPU time over"
+        f" {w['duration_s']:g} s with nothing changing. *Edit → new process*: a file deep in"
+        " the tree is rewritten; the latency is the new process's own start time less the"
+        " edit's, 2 s between edits (pmdaemon: "
+        + lat.get("pmd", "-")
+        + " ms; PM2: "
+        + lat.get("pm2", "-")
+        + " ms). pmdaemon restarts 100 ms after the last change of a burst; PM2 at once."
+    )
 
 
 def _fleet_method(f: dict[str, Any]) -> str:
