@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 CHILDREN = Path(__file__).parent / "children"
 PMDAEMON = str(Path(sys.executable).parent / "pmdaemon")
+NODE_MODULES = Path(__file__).parent / ".cache" / "node" / "node_modules"
 
 
 def wait_until(
@@ -103,6 +104,8 @@ class Pmd:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.env = {**os.environ, "PMDAEMON_HOME": str(home), "NO_COLOR": "1"}
+        if NODE_MODULES.is_dir():  # npm packages PM2 files require (scripts/test installs)
+            self.env["NODE_PATH"] = str(NODE_MODULES)
         self.seen_pids: set[int] = set()
 
     def run(

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from helpers import PMDAEMON, Pmd, wait_until
+from helpers import NODE_MODULES, PMDAEMON, Pmd, wait_until
 
 DATA = Path(__file__).parents[1] / "data" / "pm2-ecosystems"
 SHARED = Path(__file__).parents[3] / "shared" / "pm2-ecosystems"
@@ -163,6 +163,8 @@ def test_the_manifest_says_what_pm2_says(tmp_path: Path, name: str) -> None:
         pytest.skip("PM2 is not installed in bench/.cache/pm2 (bench/pm2.py installs it)")
     env = {k: v for k, v in os.environ.items() if k != "PM2_HOME"}
     env["PM2_HOME"] = str(tmp_path / "pm2-home")
+    if NODE_MODULES.is_dir():
+        env["NODE_PATH"] = str(NODE_MODULES)
     file = checked_out(entry, tmp_path, env)
     result = subprocess.run(
         [NODE, str(DATA / "pm2_loads.js"), str(file)],

@@ -341,3 +341,25 @@ def test_log_type_json(pmd: Pmd, tmp_path: Path) -> None:
             assert stamp.endswith("Z") and "T" in stamp
         else:
             assert len(stamp) == 10 and stamp.count("-") == 2
+
+
+@needs_node
+def test_require_dotenv_works(pmd: Pmd, tmp_path: Path) -> None:
+    """The habit of most PM2 files: `require('dotenv').config()` at the top, reading the
+    `.env` of the directory the command runs in (the real npm package)."""
+    from helpers import NODE_MODULES
+
+    if not (NODE_MODULES / "dotenv").is_dir():
+        pytest.skip("the npm package dotenv is not installed (scripts/test installs it)")
+    (tmp_path / ".env").write_text("API_TOKEN=from-dotenv\n")
+    out = tmp_path / "dump.json"
+    (tmp_path / "ecosystem.config.js").write_text(
+        "require('dotenv').config();\n"
+        "module.exports = { apps: [{ name: 'api', "
+        f"script: {json.dumps(DUMP)}, interpreter: {json.dumps(PY)}, "
+        f"args: [{json.dumps(str(out))}], "
+        "env: { API_TOKEN: process.env.API_TOKEN } }] };\n"
+    )
+    result = subprocess_in(pmd, tmp_path, "start", "ecosystem.config.js")
+    assert result.returncode == 0, result.stderr
+    assert env_of(out)["API_TOKEN"] == "from-dotenv"
