@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,3 +57,17 @@ def pmd(home: Path) -> Iterator[Pmd]:
     runner = Pmd(home)
     yield runner
     shut_down(runner)
+
+
+@pytest.fixture
+def throwaway_user() -> Iterator[str]:
+    """An account made for this test and removed after it (needs root and useradd). Ask
+    for it before `pmd`, so that the daemon and its children are gone before userdel."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("running a process as another user needs root and useradd")
+    name = f"pmdt{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False)

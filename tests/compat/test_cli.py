@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -309,20 +308,6 @@ def test_bad_values_of_the_new_start_flags(pmd: Pmd, flags: list[str], said: str
     assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2
     if pmd.daemon_pid() is not None:
         assert pmd.list() == []
-
-
-@pytest.fixture
-def throwaway_user() -> Iterator[str]:
-    """An account made for this test and removed after it (needs root and useradd). Ask
-    for it before `pmd`, so that the daemon and its children are gone before userdel."""
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.skip("running a process as another user needs root and useradd")
-    name = f"pmdt{os.getpid() % 100000}"
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], check=False)
 
 
 def test_user_runs_the_app_as_that_account(throwaway_user: str, pmd: Pmd) -> None:

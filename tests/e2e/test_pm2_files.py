@@ -363,3 +363,69 @@ def test_require_dotenv_works(pmd: Pmd, tmp_path: Path) -> None:
     result = subprocess_in(pmd, tmp_path, "start", "ecosystem.config.js")
     assert result.returncode == 0, result.stderr
     assert env_of(out)["API_TOKEN"] == "from-dotenv"
+
+
+def test_uid_without_root_is_one_sentence(throwaway_user: str, tmp_path: Path) -> None:
+    """PM2's uid/gid need root ("To use UID and GID please run PM2 as root"); a daemon of
+    an unprivileged user refuses such an app in one sentence and starts nothing."""
+    import pwd
+    import sysconfig
+    import tempfile
+
+    system_python = shutil.which("python3.11", path="/usr/bin:/usr/local/bin")
+    if system_python is None:
+        pytest.skip("no interpreter outside root's home that another user may run")
+    account = pwd.getpwnam(throwaway_user)
+    work = Path(tempfile.mkdtemp(prefix="pmdaemon-uid-"))  # reachable by the account
+    os.chown(work, account.pw_uid, account.pw_gid)
+    file = work / "ecosystem.json"
+    file.write_text(
+        json.dumps(
+            {
+                "apps": [
+                    {
+                        "name": "as-root",
+                        "script": "sleep",
+                        "args": "60",
+                        "interpreter": "none",
+                        "uid": "root",
+                    }
+                ]
+            }
+        )
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PMDAEMON_HOME": str(work / "home"),
+        "PYTHONPATH": sysconfig.get_paths()["purelib"],
+        "NO_COLOR": "1",
+    }
+    cli = [system_python, "-c", "import sys; from pmdaemon.cli.main import main; sys.exit(main())"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, *args],
+            env=env,
+            cwd=work,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    try:
+        probe = run("-V")
+        if probe.returncode != 0:
+            pytest.skip(
+                f"the installed package does not run under {system_python}: "
+                f"{probe.stderr.strip()[-200:]}"
+            )
+        result = run("start", str(file))
+        assert result.returncode == 1, result.stdout + result.stderr
+        [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+        assert "root" in line and "Traceback" not in result.stderr
+        assert json.loads(run("list", "--json").stdout) == []
+    finally:
+        run("kill")
+        shutil.rmtree(work, ignore_errors=True)
