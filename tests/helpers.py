@@ -15,10 +15,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 T = TypeVar("T")
 CHILDREN = Path(__file__).parent / "children"
 PMDAEMON = str(Path(sys.executable).parent / "pmdaemon")
 NODE_MODULES = Path(__file__).parent / ".cache" / "node" / "node_modules"
+# Files of other projects (PMDaemon's docs and scripts, PM2 users' ecosystem files) are not
+# committed: material fetched from public repositories stays out of commits; data files
+# live in the steering repository's shared/ beside the checkout, or in a local copy under
+# tests/ (git-ignored). Their manifests, which are ours, are committed.
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def reference_file(local: Path, group: str, name: str) -> Path:
+    """``name`` of the reference group ``group``, from the local copy ``local`` or
+    shared/GROUP; the test is skipped, saying why, when neither has it."""
+    for root in (local, SHARED / group):
+        if (root / name).is_file():
+            return root / name
+    pytest.skip(
+        f"{group}/{name} is not here: files of other projects are not committed; put them "
+        f"in {SHARED / group} (or {local})"
+    )
 
 
 def wait_until(

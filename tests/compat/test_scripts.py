@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PMDAEMON, Pmd
+from helpers import PMDAEMON, Pmd, reference_file
 
 DATA = Path(__file__).parent / "data" / "pmdaemon-scripts"
 # The fixed ports and ranges the script's files name.
@@ -39,8 +39,8 @@ def test_pmdaemons_test_all_formats_script_runs_unchanged(pmd: Pmd, tmp_path: Pa
     work = tmp_path / "checkout"
     (work / "examples").mkdir(parents=True)
     (work / "target" / "release").mkdir(parents=True)
-    shutil.copy(DATA / "test_all_formats.sh", work / "examples")
-    shutil.copy(DATA / "ecosystem.json", work / "examples")
+    for name in ("test_all_formats.sh", "ecosystem.json"):
+        shutil.copy(reference_file(DATA, "pmdaemon-scripts", name), work / "examples")
     (work / "target" / "release" / "pmdaemon").symlink_to(PMDAEMON)
     shims = tmp_path / "bin"
     shims.mkdir()
