@@ -55,7 +55,7 @@ TREES = st.recursive(
     max_leaves=12,
 )
 KEYS = sorted(
-    {*FIELDS, *config.UNSUPPORTED_PM2, *FIELD_ALIASES, *INERT_FIELDS, "log"}
+    {*FIELDS, *FIELD_ALIASES, *INERT_FIELDS, "log", "maxRestarts", "logDateFormat"}
     | {"env_production", "env_", "env_file", "instance", "max_memory", "health_check.url"}
 )
 
