@@ -255,7 +255,7 @@ def test_monit_interval_takes_units(pmd: Pmd) -> None:
 def test_reporting_commands_take_json(pmd: Pmd, tmp_path: Path) -> None:
     """README.md: every reporting command takes --json."""
     file = tmp_path / "e.json"
-    file.write_text(json.dumps({"apps": [{"name": "a", "script": "sleep", "watch": True}]}))
+    file.write_text(json.dumps({"apps": [{"name": "a", "script": "sleep", "compress_logs": True}]}))
     valid = json.loads(pmd.run("validate", str(file), "--json").stdout)
     assert valid["valid"] is True and valid["apps"] == ["a"] and valid["warnings"]
     file.write_text(json.dumps({"apps": [{"name": "a"}]}))
@@ -292,10 +292,10 @@ def test_interpreter_none_runs_the_file_itself(pmd: Pmd, tmp_path: Path) -> None
         (["--exec-mode", "swarm"], "invalid choice"),
         (["--args", "'unbalanced"], "cannot split --args"),
         (["--max-restarts", "forever"], "max_restarts"),
-        (["--instances", "-1"], "instances"),
+        (["--instances", "-2000"], "instances"),
         (["--user", "no-such-user-x"], "does not exist on this machine"),
         (["--group", "no-such-group-x"], "does not exist on this machine"),
-        (["--instance-var", "1BAD"], "instance_var"),
+        (["--instance-var", "A=B"], "instance_var"),
         (["--no-autorestart", "--autorestart", "true"], "contradict"),
         (["--pid-file", ""], "pid_file"),
     ],
