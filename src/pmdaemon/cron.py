@@ -2,8 +2,9 @@
 five fields (minute hour day-of-month month day-of-week) or six with seconds first; ``*``,
 ``?``, lists, ranges, steps (``*/5``, ``1-30/2``), month and weekday names (``JAN``,
 ``mon-fri``), 0 or 7 for Sunday, ``L`` for the last day of the month, and the nicknames
-``@yearly`` ``@monthly`` ``@weekly`` ``@daily`` ``@hourly``. As in Vixie cron, when both
-day fields are restricted a day matching either one fires. Times are local."""
+``@yearly`` ``@monthly`` ``@weekly`` ``@daily`` ``@hourly``. As in croner 4 (the version
+PM2 pins), a day must match both day fields (``0 0 1-7 * 1``: the first Monday of each
+month), where Vixie cron takes either. Times are local."""
 
 from __future__ import annotations
 
@@ -58,13 +59,7 @@ class Cron:
         in_month = day.day in self.days or (self.last_day and (day + dt.timedelta(1)).day == 1)
         weekday = (day.weekday() + 1) % 7
         in_week = weekday in self.weekdays
-        if self.any_day and self.any_weekday:
-            return True
-        if self.any_day:
-            return in_week
-        if self.any_weekday:
-            return in_month
-        return in_month or in_week
+        return in_month and in_week
 
     def next_after(self, when: dt.datetime) -> dt.datetime | None:
         """The first time strictly after ``when`` (a naive local time) that matches, or None

@@ -665,12 +665,15 @@ class ManagedProcess:
         port: int | None = None,
         *,
         keep_port: bool = False,
+        unless: Callable[[ManagedProcess], bool] | None = None,
     ) -> None:
         """Stop (if running) and start again. ``port`` overrides the configured port for
         this run only; ``keep_port`` keeps the current override (restarts the daemon
         decides on, such as a memory limit, continue the same run)."""
         async with self._lock:
             self._check_not_deleted()
+            if unless is not None and unless(self):  # (restarts the daemon decides on)
+                return
             ended = self.pid
             if ended is None and self._restart_task is not None:
                 ended = self._pending_ended  # it replaces that pending restart

@@ -60,11 +60,13 @@ def evaluate(path: Path, *, expression: bool = False) -> Any:
             stdout=sys.stderr.fileno() if _has_fd(sys.stderr) else subprocess.DEVNULL,
             start_new_session=True,
         )
-        finished = _wait_unreaped(child.pid, limit)
-        # Anything the file started in node's session ends with it; node is not yet reaped,
-        # so its PID (the group's id) cannot have been given to another process.
-        _end_group(child.pid)
-        code = child.wait()
+        try:
+            finished = _wait_unreaped(child.pid, limit)
+        finally:  # also on Ctrl-C: node runs in a session of its own, which no ^C reaches
+            # Anything the file started in node's session ends with it; node is not yet
+            # reaped, so its PID (the group's id) cannot have been given to another process.
+            _end_group(child.pid)
+            code = child.wait()
         if not finished:
             raise NodeConfigError(
                 f"node did not finish evaluating the file within {limit:g} s: does it wait "
@@ -79,6 +81,11 @@ def evaluate(path: Path, *, expression: bool = False) -> Any:
                     f"{MAX_RESULT // (1024 * 1024)} MiB is accepted"
                 )
             result = json.loads(out.read_bytes())
+        except ValueError:
+            raise NodeConfigError(
+                "what came back from node is not the loader's answer (does the file write "
+                "to the loader's result file?)"
+            ) from None
         except FileNotFoundError:
             raise NodeConfigError(
                 f"node exited with code {code} before it could read the file (the file or "
@@ -88,6 +95,8 @@ def evaluate(path: Path, *, expression: bool = False) -> Any:
 
 
 def _exported(result: Any) -> Any:
+    if not isinstance(result, dict):
+        raise NodeConfigError("what came back from node is not the loader's answer")
     error = result.get("error")
     if isinstance(error, dict):
         line = f" (line {error['line']})" if error.get("line") else ""

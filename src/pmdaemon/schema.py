@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from pmdaemon.config import PROFILE_KEY
-from pmdaemon.specs import ENV_SCHEMA, FIELD_ALIASES, FIELDS, FLAT_HEALTH, INERT_FIELDS, LOG_GROUP
+from pmdaemon.specs import (
+    CAMEL_CASE,
+    ENV_SCHEMA,
+    FIELD_ALIASES,
+    FIELDS,
+    FLAT_HEALTH,
+    INERT_FIELDS,
+    LOG_GROUP,
+)
 
 PACKAGED = Path(__file__).with_name("ecosystem.schema.json")
 
@@ -29,6 +37,8 @@ def ecosystem_schema() -> dict[str, Any]:
         }
     for alias, target in FIELD_ALIASES.items():
         properties[alias] = {**properties[target], "description": f"another name of {target}"}
+    for alias, target in CAMEL_CASE.items():
+        properties[alias] = {**properties[target], "description": f"PM2's camelCase {target}"}
     properties["log"] = {
         "anyOf": [
             {

@@ -944,6 +944,7 @@ FIELDS: dict[str, Field] = {
             "anyOf": [
                 {"const": 0},
                 {"const": "0"},
+                {"const": False},
                 {"type": "null"},
                 {"type": "string", "maxLength": 256, "pattern": CRON_PATTERN},
             ]
@@ -1179,6 +1180,19 @@ def suggest(field: str, known: list[str]) -> str:
 KNOWN = [*FIELDS, *INERT_FIELDS, *FIELD_ALIASES, "log"]
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+# PM2 reads each field under its camelCase name too (lib/tools/Config.js): exactly those.
+CAMEL_CASE = {
+    _camel(name): FIELD_ALIASES.get(name, name)
+    for name in [*FIELDS, *INERT_FIELDS, *FIELD_ALIASES]
+    if "_" in name and _camel(name) not in KNOWN
+}
+
+
 def normalize(raw: Mapping[str, Any], problem: Callable[[str, str], None]) -> dict[str, Any]:
     """The fields of an app as the field table names them: aliases folded in, PMDaemon's
     nested ``log`` group and the flat ``health_check_*`` fields merged, and the fields that
@@ -1196,7 +1210,9 @@ def normalize(raw: Mapping[str, Any], problem: Callable[[str, str], None]) -> di
         if not isinstance(key, str):
             problem(str(key)[:40], f"unknown field {str(key)[:40]!r}: field names are strings")
             continue
-        if key == "log" and not isinstance(value, Mapping) and value is not None:
+        if key == "log" and value is None:
+            continue  # PM2's log (log_file) left empty
+        if key == "log" and not isinstance(value, Mapping):
             put("log_file", value, "log")  # PM2's alias of log_file
             continue
         if key == "log":
@@ -1215,10 +1231,7 @@ def normalize(raw: Mapping[str, Any], problem: Callable[[str, str], None]) -> di
                 put(str(inner), inner_value, f"log.{inner}")
             continue
         target = FIELD_ALIASES.get(key, key)
-        if target not in FIELDS and target not in INERT_FIELDS and target not in FLAT_HEALTH:
-            # PM2 reads every field in camelCase too (maxRestarts, logDateFormat)
-            snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
-            target = FIELD_ALIASES.get(snake, snake) if snake != key else target
+        target = CAMEL_CASE.get(target, target)  # PM2's maxRestarts, logDateFormat, ...
         if target not in FIELDS and target not in INERT_FIELDS:
             problem(key[:40], f"unknown field {key[:40]!r}{suggest(key, KNOWN)}")
             continue

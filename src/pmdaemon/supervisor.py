@@ -82,6 +82,16 @@ def instance_spec(spec: ProcessSpec, name: str, index: int, count: int) -> Proce
     return msgspec.structs.replace(spec, **changes)
 
 
+def _not_wanted(proc: ManagedProcess) -> bool:
+    """Checked under the process's lock: a stop that came first wins over a watch."""
+    return proc.desired != Desired.RUNNING
+
+
+def _held(proc: ManagedProcess) -> bool:
+    """Checked under the process's lock: a stop that came first wins over a schedule."""
+    return proc.stopped_by_user
+
+
 def check_account(spec: ProcessSpec) -> None:
     """InvalidInput when the daemon cannot run ``spec`` as its user and group."""
     try:
@@ -302,6 +312,30 @@ class Supervisor:
         return held
 
     # -- operations -----------------------------------------------------------------------
+
+    def _check_room(
+        self,
+        spec: ProcessSpec,
+        held: dict[int, str],
+        planned: set[str],
+        leaving: set[int],
+        theirs: set[int],
+    ) -> None:
+        """ProcessExists or PortConflict if ``spec`` could not be planned once the
+        processes ``leaving`` are gone; ``held`` and ``planned`` take what it would."""
+        count = spec.instances
+        names = [spec.name] if count == 1 else [f"{spec.name}-{i}" for i in range(count)]
+        for name in dict.fromkeys([spec.name, *names]):
+            existing = self.by_name(name)
+            if (existing is not None and existing.id not in leaving) or name in planned:
+                raise ProcessExists(
+                    f"the name {name!r} is already taken; nothing of the file was applied",
+                    {"name": name},
+                )
+        planned.update([spec.name, *names])
+        if spec.port is not None:
+            ports = portalloc.assign(parse_port_spec(spec.port), count, held, own=theirs)
+            held.update({p: n for p, n in zip(ports, names, strict=True) if p is not None})
 
     def _plan(
         self,
@@ -529,6 +563,14 @@ class Supervisor:
         gone = [
             p for item in plan if item["action"] in ("remove", "update") for p in apps[item["name"]]
         ]
+        # Names and ports are checked as if the replaced apps were gone, before any is.
+        held = self.held_ports(exclude=gone)
+        planned: set[str] = set()
+        leaving = {p.id for p in gone}
+        theirs = {pt for p in gone for pt in (p.assigned_port, p.port_override) if pt}
+        for spec, item in zip(self._checked_specs(configs, cwd), plan, strict=False):
+            if item["action"] in ("create", "update"):
+                self._check_room(spec, held, planned, leaving, theirs)
 
         async def remove(proc: ManagedProcess) -> None:
             await proc.delete()
@@ -826,6 +868,8 @@ class Supervisor:
                     group=old.group,
                     instance=old.instance,
                     assigned_port=port,
+                    stopped_by_user=old.stopped_by_user,
+                    source=old.source,
                 )
             )
         procs = self._register(records)
@@ -850,7 +894,7 @@ class Supervisor:
         if not procs or self.closing:
             return
         log.info("%s: %s: restarting", key, reason)
-        await self.each(procs, lambda p: p.restart(reason, keep_port=True))
+        await self.each(procs, lambda p: p.restart(reason, keep_port=True, unless=_not_wanted))
 
     async def _run_on_schedule(self, proc: ManagedProcess) -> None:
         """cron_restart fired: restart a running app, or run a one-shot job again; an app
@@ -859,7 +903,7 @@ class Supervisor:
             return
         reason = f"cron: {proc.spec.cron_restart}"
         log.info("%s (id %d): %s", proc.spec.name, proc.id, reason)
-        await self.each([proc], lambda p: p.restart(reason, keep_port=True))
+        await self.each([proc], lambda p: p.restart(reason, keep_port=True, unless=_held))
 
     # -- daemon lifecycle -----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from pmdaemon.watch import Debounce, Ignore, Inotify, TreeWatch
 
 log = logging.getLogger("pmdaemon.triggers")
 MAX_SLEEP = 60.0  # a schedule looks at the wall clock at least this often (clock changes)
+# An app that writes into its own watched tree as it starts would restart for ever: after
+# STORM watch restarts within STORM_WINDOW its watch pauses for STORM_WINDOW, saying why.
+# (A person's edit right after a restart must still count, so changes are never dropped
+# otherwise; one that comes during a restart restarts it once more, after.)
+STORM, STORM_WINDOW = 10, 60.0
 
 WatchKey = tuple[str, tuple[str, ...], tuple[str, ...] | None, float]
 
@@ -45,6 +51,8 @@ class Triggers:
         self._crons: dict[int, tuple[str, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.watch_problems: dict[str, str] = {}
+        self._quiet_until: dict[str, float] = {}  # app → monotonic time changes count again
+        self._recent: dict[str, deque[float]] = {}  # app → its recent watch restarts
 
     def sync(self, procs: Iterable[ManagedProcess]) -> None:
         procs = [p for p in procs if not p.deleted]
@@ -60,6 +68,8 @@ class Triggers:
         for _, task in self._crons.values():
             task.cancel()
         self._crons.clear()
+        for task in list(self._tasks):  # a restart a change or a schedule began
+            task.cancel()
         if self._hub is not None:
             self._hub.close()
             self._hub = None
@@ -72,7 +82,8 @@ class Triggers:
             if proc.spec.watch:
                 wanted.setdefault(app_key(proc), (watch_key(proc.spec), proc))
         for key in list(self._watches):
-            if key not in wanted or wanted[key][0] != self._watches[key][0]:
+            tree = self._watches[key][1]
+            if key not in wanted or wanted[key][0] != self._watches[key][0] or tree.lost:
                 _, tree, debounce = self._watches.pop(key)
                 debounce.cancel()
                 if self._hub is not None:
@@ -99,14 +110,36 @@ class Triggers:
             own.append(str(self._home))
 
         def fire(path: str) -> None:
-            self._spawn(self._restart_app(key, f"watch: {path} changed"))
+            if time.monotonic() < self._quiet_until.get(key, 0.0):
+                return
+            recent = self._recent.setdefault(key, deque(maxlen=STORM))
+            now = time.monotonic()
+            recent.append(now)
+            if len(recent) == STORM and now - recent[0] < STORM_WINDOW:
+                recent.clear()
+                self._quiet_until[key] = now + STORM_WINDOW
+                self.watch_problems[key] = proc.watch_problem = (
+                    f"restarted {STORM} times within {STORM_WINDOW:g} s by changes (the last: "
+                    f"{path}): watching paused for {STORM_WINDOW:g} s. Does the app write into "
+                    "its watched tree? Add that path to ignore_watch"
+                )
+                log.warning("%s: watch: %s", key, proc.watch_problem)
+                return
+            self._spawn(self._watch_restart(key, path))
+
+        def changed(path: str) -> None:
+            if time.monotonic() >= self._quiet_until.get(key, 0.0):
+                debounce(path)
 
         debounce = Debounce(spec.watch_delay, fire)
-        tree = TreeWatch(Path(spec.cwd), spec.watch, Ignore(spec.ignore_watch, own), debounce)
+        tree = TreeWatch(Path(spec.cwd), spec.watch, Ignore(spec.ignore_watch, own), changed)
         self._watches[key] = (signature, tree, debounce)
         hub = self._hub
 
         async def begin() -> None:
+            current = self._watches.get(key)
+            if current is None or current[1] is not tree:
+                return  # replaced or removed before it began
             await hub.watch(tree)
             if tree.problem:
                 self.watch_problems[key] = tree.problem
@@ -114,6 +147,9 @@ class Triggers:
                 proc.watch_problem = tree.problem
 
         self._spawn(begin())
+
+    async def _watch_restart(self, key: str, path: str) -> None:
+        await self._restart_app(key, f"watch: {path} changed")
 
     # -- cron -----------------------------------------------------------------------------
 
@@ -145,6 +181,13 @@ class Triggers:
                 proc.next_cron_at = None
                 return
             at = upcoming.timestamp()
+            # A local time of the repeated hour after a DST change may lie in the past.
+            while at <= time.time() and upcoming is not None:
+                upcoming = schedule.next_after(upcoming)
+                at = upcoming.timestamp() if upcoming is not None else at
+            if upcoming is None:
+                proc.next_cron_at = None
+                return
             proc.next_cron_at = at
             while (left := at - time.time()) > 0:
                 await asyncio.sleep(min(left, MAX_SLEEP))

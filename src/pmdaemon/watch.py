@@ -15,9 +15,10 @@ import os
 import re
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("pmdaemon.watch")
 
@@ -72,11 +73,15 @@ class Ignore:
         self.globs: list[str] = []
         self.regexes: list[re.Pattern[str]] = []
         # absolute paths passed over with all below them (the daemon's home, the app's logs)
-        self.always = tuple(os.path.abspath(p) for p in always)
+        self.always = tuple(os.path.realpath(p) for p in always)
+        self.absolute: list[str] = []
         for entry in patterns or ():
             text = entry.strip()
             if text.startswith("./"):
                 text = text[2:]
+            if os.path.isabs(text) and not REGEX_HINTS.search(text):
+                self.absolute.append(os.path.realpath(text))  # path.join(__dirname, ...)
+                continue
             if REGEX_HINTS.search(text):
                 with contextlib.suppress(re.error):
                     self.regexes.append(re.compile(text))
@@ -89,6 +94,8 @@ class Ignore:
     def __call__(self, rel: str, absolute: str) -> bool:
         if any(absolute == p or absolute.startswith(p + os.sep) for p in self.always):
             return True
+        if any(absolute == p or absolute.startswith(p + os.sep) for p in self.absolute):
+            return True
         names = rel.split("/")
         if self.default:
             return any(
@@ -99,7 +106,8 @@ class Ignore:
             if rel == path or rel.startswith(path + "/") or path in names:
                 return True
         for glob in self.globs:
-            if fnmatch.fnmatchcase(rel, glob) or any(fnmatch.fnmatchcase(n, glob) for n in names):
+            bare = glob[3:] if glob.startswith("**/") else glob  # **/*.log: a.log too
+            if fnmatch.fnmatchcase(rel, glob) or any(fnmatch.fnmatchcase(n, bare) for n in names):
                 return True
         return any(regex.search(rel) for regex in self.regexes)
 
@@ -128,6 +136,13 @@ class TreeWatch:
     problem: str | None = None  # why part of the tree is not watched
     dirs: set[int] = field(default_factory=set)
     files: dict[str, set[str]] = field(default_factory=dict)  # dir → names, for file roots
+    walked: set[str] = field(default_factory=set)  # directories of the directory roots
+    root_dirs: set[str] = field(default_factory=set)
+    lost: bool = False  # a root went away: the watch must be made again
+
+    def __post_init__(self) -> None:
+        # One spelling of every path (a symlinked cwd, /srv/current -> releases/r1)
+        self.base = Path(os.path.realpath(self.base))
 
     def rel(self, path: str) -> str:
         rel = os.path.relpath(path, self.base)
@@ -135,7 +150,7 @@ class TreeWatch:
 
     def wants(self, directory: str, name: str) -> bool:
         names = self.files.get(directory)
-        if names is not None and name not in names:
+        if names is not None and name not in names and directory not in self.walked:
             return False
         path = os.path.join(directory, name) if name else directory
         return not self.ignore(self.rel(path), path)
@@ -155,6 +170,7 @@ class Inotify:
         self.wds: dict[str, int] = {}
         self.users: dict[int, set[TreeWatch]] = {}
         self.watches: set[TreeWatch] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         asyncio.get_running_loop().add_reader(fd, self._read)
 
     def close(self) -> None:
@@ -198,16 +214,30 @@ class Inotify:
         self.watches.add(watch)
         directories: list[str] = []
         for root in watch.roots:
-            path = os.path.normpath(os.path.join(watch.base, root))
+            path = os.path.realpath(os.path.join(watch.base, root))
             if os.path.isdir(path):
-                directories += await asyncio.to_thread(_walk, path, watch)
+                watch.root_dirs.add(path)
+                found = await asyncio.to_thread(_walk, path, watch)
+                watch.walked.update(found)
+                directories += found
             else:
                 parent, name = os.path.split(path)
                 watch.files.setdefault(parent, set()).add(name)
                 directories.append(parent)
+        await self._subscribe_all(watch, directories)
+
+    async def _subscribe_all(self, watch: TreeWatch, directories: list[str]) -> None:
         for directory in directories:
             if watch not in self.watches or not self._subscribe(watch, directory):
                 break
+
+    async def _add_tree(self, watch: TreeWatch, top: str) -> None:
+        """A directory that appeared in a watched tree: walked in a thread (a big tree
+        moved in must not stall the daemon), then watched."""
+        found = await asyncio.to_thread(_walk, top, watch)
+        if watch in self.watches:
+            watch.walked.update(found)
+            await self._subscribe_all(watch, found)
 
     def unwatch(self, watch: TreeWatch) -> None:
         self.watches.discard(watch)
@@ -245,9 +275,11 @@ class Inotify:
             self._event(wd, mask, os.fsdecode(raw.rstrip(b"\0")))
 
     def _event(self, wd: int, mask: int, name: str) -> None:
-        if mask & IN_Q_OVERFLOW:
+        if mask & IN_Q_OVERFLOW:  # events were lost: walk every tree again
             for watch in list(self.watches):
                 watch.on_change("(more changes than the kernel queues: some unnamed)")
+                for root in watch.root_dirs:
+                    self._spawn(self._add_tree(watch, root))
             return
         directory = self.paths.get(wd)
         if directory is None:
@@ -255,16 +287,48 @@ class Inotify:
         if mask & IN_IGNORED:  # the directory is gone
             for watch in self.users.get(wd, set()):
                 watch.dirs.discard(wd)
+                if directory in watch.root_dirs:
+                    watch.lost = True
+                    watch.problem = (
+                        f"{watch.rel(directory)} was removed: it is watched again from the "
+                        "next start of the app"
+                    )
             self._forget(wd)
             return
         path = os.path.join(directory, name) if name else directory
+        if mask & IN_MOVE_SELF or (mask & IN_ISDIR and mask & IN_MOVED_FROM):
+            self._release_under(directory if mask & IN_MOVE_SELF else path)
         for watch in list(self.users.get(wd, ())):
             if not watch.wants(directory, name):
                 continue
-            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and not watch.files:
-                for sub in _walk(path, watch):
-                    self._subscribe(watch, sub)
+            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and directory in watch.walked:
+                self._spawn(self._add_tree(watch, path))
+            if mask & IN_MOVE_SELF and directory in watch.root_dirs:
+                watch.lost = True
+                watch.problem = (
+                    f"{watch.rel(directory)} was moved away: it is watched again from the "
+                    "next start of the app"
+                )
             watch.on_change(watch.rel(path))
+
+    def _release_under(self, top: str) -> None:
+        """A directory moved away: its watches (and those below it) no longer watch the
+        tree's paths, whatever they now are."""
+        for wd, directory in list(self.paths.items()):
+            if directory == top or directory.startswith(top + os.sep):
+                for watch in list(self.users.get(wd, ())):
+                    watch.walked.discard(directory)
+                    self._release(watch, wd)
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("watching a new directory failed: %s", task.exception())
 
 
 def _walk(top: str, watch: TreeWatch) -> list[str]:

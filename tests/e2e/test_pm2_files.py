@@ -429,3 +429,28 @@ def test_uid_without_root_is_one_sentence(throwaway_user: str, tmp_path: Path) -
     finally:
         run("kill")
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_apply_that_cannot_place_an_app_changes_nothing(pmd: Pmd, tmp_path: Path) -> None:
+    """A changed app whose new port another process holds: refused before anything is
+    deleted; every app stays as it was."""
+    port = free_range(3)
+    file = tmp_path / "process.json"
+
+    def write(api_port: int) -> None:
+        apps = [
+            {"name": "api", "script": PARK, "interpreter": PY, "port": api_port},
+            {"name": "cl", "script": PARK, "interpreter": PY, "instances": 2},
+        ]
+        file.write_text(json.dumps({"apps": apps}))
+
+    write(port)
+    pmd.run("apply", str(file))
+    before = {p["name"]: p["pid"] for p in pmd.list()}
+    pmd.run("start", PARK, "--interpreter", PY, "--name", "other", "--port", str(port + 2))
+    write(port + 2)
+    result = pmd.run("apply", str(file), check=False)
+    assert result.returncode == 1 and str(port + 2) in result.stderr
+    assert "Traceback" not in result.stderr
+    after = {p["name"]: p["pid"] for p in pmd.list() if p["name"] != "other"}
+    assert after == before

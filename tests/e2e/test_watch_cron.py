@@ -193,3 +193,27 @@ def test_a_bad_cron_expression_is_one_sentence(pmd: Pmd, tmp_path: Path) -> None
     [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     assert "invalid cron_restart '0 24 * * *': the hour field has '24': expected 0-23" in line
     assert pmd.list() == []
+
+
+def test_an_app_that_writes_into_its_own_tree_is_not_restarted_for_ever(
+    pmd: Pmd, tree: Path
+) -> None:
+    """An app that writes a file into its watched tree as it starts would restart itself
+    without end: after 10 watch restarts within a minute the watch pauses, and `info`
+    says why and which path."""
+    app = {
+        "name": "writer",
+        "script": "bash",
+        "args": ["-c", "echo $$ > src/state.txt; exec sleep 1000"],
+        "interpreter": "none",
+        "cwd": str(tree),
+        "watch": ["src"],
+    }
+    pmd.run("start", str(write_file(tree / "eco.json", [app])))
+    info = wait_until(
+        lambda: (p := pmd.proc("writer"))["watch_problem"] and p, timeout=60, what="the pause"
+    )
+    assert "watching paused" in info["watch_problem"] and "src/state.txt" in info["watch_problem"]
+    assert 9 <= len(history(pmd, "writer")) <= 11
+    assert "watch problem" in pmd.run("info", "writer").stdout
+    pmd.wait_online("writer")  # and it runs

@@ -64,6 +64,9 @@ CASES = [
     (app(filter_env=["SECRET"], log_type="json", disable_logs=True), True),
     (app(log_type="xml"), True),  # PM2 takes any string; only json changes anything
     (app(log_type=5), False),
+    (app(maxRestarts=3, logDateFormat="YYYY"), True),
+    (app(USER="nobody"), False),  # only PM2's exact camelCase names
+    (app(Watch=True), False),
     (app(vizion=False, pmx=True, treekill=False, autostart=False, uid="root"), True),
     (app(autorestart="maybe"), False),
 ]
@@ -284,6 +287,8 @@ FIELD_VALUES: dict[str, list[Any]] = {
     "watch_delay": [0, 1000, "1s", -1, "soon"],
     "cron_restart": [
         "0 3 * * *",
+        False,
+        True,
         "*/10 * * * * *",
         "@daily",
         "@DAILY",
@@ -300,7 +305,7 @@ FIELD_VALUES: dict[str, list[Any]] = {
     ],
     "filter_env": [True, False, "SECRET", ["A", "B"], 5, [5]],
     "log_type": ["json", "JSON", "raw", "xml", 5],
-    "log": [{"out_file": "o.log", "compress_logs": True}, {"nope": 1}, "x", True, 5],
+    "log": [{"out_file": "o.log", "compress_logs": True}, {"nope": 1}, "x", True, 5, None, False],
     "depends_on": [["db"], {"db": {"condition": "service_healthy"}}, 5],
 }
 SINGLE_FIELD = [(f, v) for f, values in FIELD_VALUES.items() for v in values]
