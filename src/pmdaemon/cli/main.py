@@ -58,6 +58,7 @@ CONFIG_FLAGS = (
     "user",
     "group",
     "instance_var",
+    "cron_restart",
 )
 
 
@@ -156,7 +157,19 @@ def flag_config(a: argparse.Namespace) -> dict[str, Any]:
     if a.merge_logs:
         config["merge_logs"] = True
     if a.watch:
-        config["watch"] = True
+        paths = [w for w in a.watch if w is not True]
+        config["watch"] = paths or True
+    if a.ignore_watch:
+        import shlex
+
+        try:  # PM2 splits the list on spaces, honouring quotes
+            config["ignore_watch"] = [p for text in a.ignore_watch for p in shlex.split(text)]
+        except ValueError as exc:
+            raise UsageError(f"cannot split --ignore-watch: {exc}") from None
+    if a.watch_delay is not None:
+        # PM2's --watch-delay 4 is 4 seconds (a file's watch_delay is milliseconds).
+        bare = re.fullmatch(r"\d+(\.\d+)?", a.watch_delay.strip())
+        config["watch_delay"] = f"{a.watch_delay.strip()}s" if bare else a.watch_delay
     if a.args is not None:
         import shlex
 
@@ -201,6 +214,12 @@ def cmd_start(ctx: Context) -> int:
 
         return start_file(ctx, file)
     if not a.script:
+        taken = [w for w in a.watch or () if w is not True]
+        if taken:  # `start --watch app.py`: the optional PATH of --watch took the script
+            raise UsageError(
+                f"start needs a SCRIPT: --watch took {taken[-1]!r} as a path to watch; put "
+                f"the script first (pmdaemon start {taken[-1]} --watch)"
+            )
         from pmdaemon.config import default_file
 
         found = default_file()  # as PM2: ecosystem.config.js in the current directory
@@ -806,9 +825,16 @@ def build_parser(only: str | None = None) -> Parser:
     add_wait_flags(p)
     p.add_argument(
         "--max-memory",
+        "--max-memory-restart",
         dest="max_memory_restart",
         metavar="SIZE",
         help="restart when the process tree's memory exceeds this (e.g. 100M)",
+    )
+    p.add_argument(
+        "--cron-restart",
+        "--cron",
+        metavar="EXPR",
+        help="restart on this cron schedule (PM2's syntax: 5 fields, or 6 with seconds)",
     )
     p.add_argument("--interpreter", help="run the script with this program (none: run directly)")
     p.add_argument(
@@ -857,9 +883,24 @@ def build_parser(only: str | None = None) -> Parser:
     p.add_argument("--group", help="run with this group (the daemon must run as root)")
     p.add_argument(
         "--watch",
-        action="store_true",
-        help="accepted for PMDaemon and PM2 command lines; file watching is not built yet "
-        "(a warning says so)",
+        nargs="?",
+        action="append",
+        const=True,
+        metavar="PATH",
+        help="restart when files change: alone, under the working directory; with PATH "
+        "(repeatable), under these",
+    )
+    p.add_argument(
+        "--ignore-watch",
+        action="append",
+        metavar="'PATHS'",
+        help="paths or globs not watched, separated by spaces (repeatable)",
+    )
+    p.add_argument(
+        "--watch-delay",
+        metavar="D",
+        help="wait after a change before restarting: a bare number is seconds (PM2's), "
+        "or 500ms, 2s",
     )
     p.add_argument("--out-file", help="stdout log file (default: <home>/logs/<name>-out.log)")
     p.add_argument("--error-file", help="stderr log file (default: <home>/logs/<name>-error.log)")

@@ -1,0 +1,145 @@
+"""PM2's command-line habits (issue 17), against the real daemon and CLI. Each test names
+the PM2 behaviour it follows: Unitech/pm2's lib/binaries/CLI.js (flags and commands),
+lib/API.js and lib/API/Extra.js (what they do)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from helpers import Pmd, child, wait_until
+
+PY = sys.executable
+KEY = "pm2-habits-key-0123456789abcdef"
+
+
+def one_line_error(stderr: str) -> str:
+    """The whole of standard error: one `error:` line, no traceback."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_max_memory_restart_flag(pmd: Pmd) -> None:
+    """CLI.js `--max-memory-restart <memory>`: restart the app when it uses more memory
+    (the field max_memory_restart; `--max-memory` is PMDaemon's name for the same)."""
+    pmd.start(
+        child("hog.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "grow",
+        "--max-memory-restart",
+        "60M",
+        "--",
+        "10",
+        "120",
+    )
+    info = wait_until(
+        lambda: (p := pmd.proc("grow"))["restarts"] >= 1 and p,
+        timeout=30,
+        what="restarted for memory",
+    )
+    assert info["config"]["max_memory_restart"] == 60 * 1024 * 1024
+    assert info["restart_history"][0]["reason"].startswith("memory limit")
+
+
+def test_cron_restart_and_its_cron_alias(pmd: Pmd) -> None:
+    """CLI.js `--cron-restart <cron_pattern>` and its alias `--cron`: restart on a cron
+    schedule (the field cron_restart, PM2's syntax; 6 fields: every second here)."""
+    first = pmd.start(
+        child("park.py"), "--interpreter", PY, "-n", "tick", "--cron-restart", "* * * * * *"
+    )["processes"][0]["pid"]
+    assert pmd.proc("tick")["config"]["cron_restart"] == "* * * * * *"
+    pmd.wait_online("tick", not_pid=first, timeout=10)  # the schedule restarted it
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "nightly", "--cron", "0 3 * * *")
+    assert pmd.proc("nightly")["config"]["cron_restart"] == "0 3 * * *"
+
+
+def test_watch_flags(pmd: Pmd, tmp_path: Path) -> None:
+    """CLI.js `--watch [paths]` (alone: the app's folder; repeated: these paths),
+    `--ignore-watch <folders|files>` (split on spaces, as Config.js splits a string given
+    for a list) and `--watch-delay <delay>` (a bare number is seconds, API.js)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (tmp_path / "lib").mkdir()
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "whole", "--watch", "--cwd", str(src))
+    assert pmd.proc("whole")["config"]["watch"] == ["."]  # the app's folder
+    first = pmd.start(
+        child("park.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "parts",
+        "--cwd",
+        str(tmp_path),
+        "--watch",
+        "src",
+        "--watch",
+        "lib",
+        "--ignore-watch",
+        "node_modules 'with space'",
+        "--watch-delay",
+        "0.2",
+    )["processes"][0]["pid"]
+    config = pmd.proc("parts")["config"]
+    assert config["watch"] == ["src", "lib"]
+    assert config["ignore_watch"] == ["node_modules", "with space"]
+    assert config["watch_delay"] == 0.2
+    (src / "app.txt").write_text("changed\n")
+    pmd.wait_online("parts", not_pid=first, timeout=10)  # a change under src restarted it
+
+
+def test_watch_taking_the_script_is_explained(pmd: Pmd) -> None:
+    """`pm2 start --watch app.js` has the same trap: --watch's optional path takes the
+    script. One sentence that says so and how to write it; nothing is created."""
+    result = pmd.run("start", "--watch", child("park.py"), check=False)
+    assert result.returncode == 2
+    line = one_line_error(result.stderr)
+    assert "--watch took" in line and "put the script first" in line
+    assert pmd.list() == []
+
+
+def test_time_flag_stamps_log_lines(pmd: Pmd) -> None:
+    """CLI.js `--time`: prefix each log line with the time (the field time)."""
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "stamped", "--time")
+    assert pmd.proc("stamped")["config"]["time"] is True
+    entry = wait_until(
+        lambda: next(iter(pmd.json("logs", "stamped", "--out")["logs"]), None), what="a line"
+    )
+    assert entry["message"].startswith("ready pid=") and entry["timestamp"]
+
+
+def test_no_autorestart_leaves_a_crash_stopped(pmd: Pmd) -> None:
+    """CLI.js `--no-autorestart`: an app that exits is not started again (autorestart
+    false)."""
+    pid = pmd.start(child("park.py"), "--interpreter", PY, "-n", "once", "--no-autorestart")[
+        "processes"
+    ][0]["pid"]
+    assert pmd.proc("once")["config"]["autorestart"] is False
+    os.kill(pid, signal.SIGKILL)
+    info = wait_until(
+        lambda: (p := pmd.proc("once"))["status"] == "stopped" and p, what="once stopped"
+    )
+    assert info["restarts"] == 0 and info["pid"] is None and info["exit_signal"] == "SIGKILL"
+
+
+def test_merge_logs_and_instances_max(pmd: Pmd, home: Path) -> None:
+    """CLI.js `-i max` (one instance per CPU) and `--merge-logs` (the instances share one
+    set of log files instead of one each)."""
+    result = pmd.start(
+        child("park.py"), "--interpreter", PY, "-n", "web", "-i", "max", "--merge-logs"
+    )
+    count = os.cpu_count() or 1
+    pids = sorted(p["pid"] for p in result["processes"])
+    names = [f"web-{i}" for i in range(count)] if count > 1 else ["web"]
+    assert [p["name"] for p in pmd.list()] == names
+    log = home / "logs" / "web-out.log"
+    wait_until(
+        lambda: sorted(int(line.split("=")[1]) for line in log.read_text().splitlines()) == pids,
+        what="every instance's line in the one shared file",
+    )
+    assert not (home / "logs" / "web-0-out.log").exists()
