@@ -143,3 +143,29 @@ def test_merge_logs_and_instances_max(pmd: Pmd, home: Path) -> None:
         what="every instance's line in the one shared file",
     )
     assert not (home / "logs" / "web-0-out.log").exists()
+
+
+def test_mistyped_command_or_flag_suggests_the_nearest(pmd: Pmd) -> None:
+    """PM2 (commander) answers an unknown command with the nearest one; so does pmdaemon,
+    for commands and options, in one line with where --help is; nothing is started."""
+    result = pmd.run("strat", "x", check=False)
+    assert result.returncode == 2
+    assert one_line_error(result.stderr) == (
+        "error: unknown command 'strat' (did you mean 'start'?) (see pmdaemon --help)"
+    )
+    result = pmd.run("start", child("park.py"), "--max-memroy-restart", "200M", check=False)
+    assert result.returncode == 2
+    assert one_line_error(result.stderr) == (
+        "error: unknown option '--max-memroy-restart' (did you mean '--max-memory-restart'?) "
+        "(see pmdaemon start --help)"
+    )
+    # PM2's own names for pmdaemon's commands are named, not guessed from the spelling.
+    result = pmd.run("status", check=False)
+    assert "did you mean 'list'?" in one_line_error(result.stderr)
+    result = pmd.run("start", child("park.py"), "--exec-mode", "forkk", check=False)
+    assert "did you mean 'fork'?" in one_line_error(result.stderr)
+    result = pmd.run("list", "--zzz", check=False)
+    assert one_line_error(result.stderr) == (
+        "error: unknown option '--zzz' (see pmdaemon list --help)"
+    )
+    assert pmd.list() == []

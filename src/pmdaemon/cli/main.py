@@ -91,16 +91,83 @@ class Formatter(argparse.HelpFormatter):
         )
 
 
+# PM2's names for commands that are called otherwise here: suggested by name, never guessed
+# from the spelling (`status` is closer to `start` than to `list`).
+PM2_COMMANDS = {
+    "status": "list",
+    "ps": "list",
+    "l": "list",
+    "show": "info",
+    "desc": "info",
+    "log": "logs",
+}
+
+
+def did_you_mean(word: str, known: Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean 'start'?)`` for the known word nearest to ``word``, or nothing;
+    a ``prefix`` all of them share (``--``) is left out of the comparison."""
+    import difflib  # only on the way to an error
+
+    cut = len(prefix)
+    words = [k[cut:] for k in known if k.startswith(prefix)]
+    close = difflib.get_close_matches(word[cut:], words, n=1, cutoff=0.6)
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
+
+
 class Parser(argparse.ArgumentParser):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", Formatter)
         super().__init__(**kwargs)
+        self.commands: argparse._SubParsersAction[Parser] | None = None
 
     def error(self, message: str) -> NoReturn:
         """The problem in one line, and where the options are (the whole usage of start
         would bury it)."""
         render.error(f"{message} (see {self.prog} --help)")
         raise SystemExit(2)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A word that is not one of the choices: the nearest one is suggested (argparse
+        learns this only in Python 3.14)."""
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        if isinstance(action, argparse._SubParsersAction):
+            if value in PM2_COMMANDS:
+                self.error(
+                    f"unknown command {value!r} (did you mean {PM2_COMMANDS[value]!r}? "
+                    f"PM2's {value} is pmdaemon {PM2_COMMANDS[value]})"
+                )
+            self.error(f"unknown command {value!r}{did_you_mean(str(value), choices)}")
+        expected = ", ".join(map(str, choices))
+        self.error(
+            f"argument {'/'.join(action.option_strings) or action.metavar or action.dest}: "
+            f"invalid choice {value!r}{did_you_mean(str(value), map(str, choices))}: "
+            f"expected one of {expected}"
+        )
+
+    def parse_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.unrecognized(parsed, extras)
+        return parsed
+
+    def unrecognized(self, parsed: argparse.Namespace, extras: list[str]) -> NoReturn:
+        """An option no parser knows: named, with the nearest option of the command (or of
+        pmdaemon itself), and that command's --help."""
+        command = self.commands.choices.get(parsed.command) if self.commands else None
+        where = command or self
+        options = [o for o in where._option_string_actions if o.startswith("--")]
+        if command is not None:
+            options += [o for o in self._option_string_actions if o.startswith("--")]
+        for extra in extras:
+            if extra.startswith("-") and extra != "-":
+                word = extra.split("=", 1)[0]
+                hint = did_you_mean(word, options, "--") if word.startswith("--") else ""
+                where.error(f"unknown option {word!r}{hint}")
+        where.error(f"unrecognized arguments: {' '.join(extras)}")
 
 
 def quote(ident: str) -> str:
@@ -747,6 +814,7 @@ def build_parser(only: str | None = None) -> Parser:
         help="an ecosystem file (JSON, YAML, TOML or PM2's .config.js) for start",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parser.commands = sub
 
     def command(
         name: str,
