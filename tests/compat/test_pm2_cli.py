@@ -4,6 +4,7 @@ lib/API.js and lib/API/Extra.js (what they do)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -143,6 +144,32 @@ def test_merge_logs_and_instances_max(pmd: Pmd, home: Path) -> None:
         what="every instance's line in the one shared file",
     )
     assert not (home / "logs" / "web-0-out.log").exists()
+
+
+def test_env_flag_with_a_profile_explains_env_name(pmd: Pmd, tmp_path: Path) -> None:
+    """CLI.js `--env <environment_name>` picks a file's env_<name> block; here -e/--env
+    sets one variable and --env-name picks the block: one sentence says so, exit 2,
+    nothing started. --env-name then does what PM2's --env did."""
+    out = tmp_path / "env.json"
+    file = tmp_path / "ecosystem.json"
+    app = {
+        "name": "api",
+        "script": child("env_dump.py"),
+        "interpreter": PY,
+        "args": [str(out)],
+        "env": {"STAGE": "dev"},
+        "env_production": {"STAGE": "prod"},
+    }
+    file.write_text(json.dumps({"apps": [app]}))
+    for target in (child("park.py"), str(file)):
+        result = pmd.run("start", target, "--env", "production", check=False)
+        assert result.returncode == 2
+        line = one_line_error(result.stderr)
+        assert "use --env-name production" in line and "env_production" in line
+    assert pmd.list() == []
+    pmd.run("start", str(file), "--env-name", "production")
+    dump = wait_until(lambda: out.exists() and json.loads(out.read_text()), what="env dump")
+    assert dump["env"]["STAGE"] == "prod"
 
 
 def test_mistyped_command_or_flag_suggests_the_nearest(pmd: Pmd) -> None:

@@ -178,6 +178,13 @@ def quote(ident: str) -> str:
 
 def env_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
+    if not sep and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
+        # PM2's `--env production` picks a file's env_production block: here that is
+        # --env-name, and -e/--env sets one variable.
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not KEY=VALUE: to apply an ecosystem file's env_{text} block "
+            f"(PM2's --env {text}), use --env-name {text}"
+        )
     if not sep or not key:
         raise argparse.ArgumentTypeError(
             f"invalid environment variable {text!r}: expected KEY=VALUE"
