@@ -278,7 +278,8 @@ class Supervisor:
     # -- lookup ---------------------------------------------------------------------------
 
     def resolve(self, ident: str) -> list[ManagedProcess]:
-        """Processes named by an id, a name, a cluster's group name, or ``all`` (by id)."""
+        """Processes named by an id, a name, a cluster's group name, ``all`` (by id), or
+        a namespace (PM2's `restart NAMESPACE`) when no app has that name."""
         if ident == "all":
             return self.sorted()
         if ident.isascii() and ident.isdigit() and len(ident) < 10:
@@ -287,6 +288,8 @@ class Supervisor:
                 return [proc]
         else:
             found = [p for p in self.sorted() if p.spec.name == ident or p.group == ident]
+            if not found:
+                found = [p for p in self.sorted() if p.spec.namespace == ident]
             if found:
                 return found
         shown = ident if len(ident) <= 64 else ident[:61] + "..."

@@ -8,9 +8,12 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from helpers import Pmd, child, wait_until
+import httpx
+
+from helpers import Pmd, Web, child, wait_until
 
 PY = sys.executable
 KEY = "pm2-habits-key-0123456789abcdef"
@@ -196,3 +199,26 @@ def test_mistyped_command_or_flag_suggests_the_nearest(pmd: Pmd) -> None:
         "error: unknown option '--zzz' (see pmdaemon list --help)"
     )
     assert pmd.list() == []
+
+
+def test_a_namespace_names_its_apps(pmd: Pmd, web: Callable[..., Web]) -> None:
+    """CLI.js `stop|restart|reload|delete <id|name|namespace|all>`: a namespace stands for
+    its apps; an app of that name wins. The daemon resolves it, so the API does the same."""
+    for name, namespace in (("a", "api"), ("b", "api"), ("jobs", "default"), ("c", "jobs")):
+        pmd.start(child("park.py"), "--interpreter", PY, "-n", name, "--namespace", namespace)
+    status = lambda: {p["name"]: p["status"] for p in pmd.list()}  # noqa: E731
+    pmd.run("stop", "api")
+    assert status() == {"a": "stopped", "b": "stopped", "jobs": "online", "c": "online"}
+    pmd.run("restart", "api")
+    assert status() == {"a": "online", "b": "online", "jobs": "online", "c": "online"}
+    before = {p["name"]: p["pid"] for p in pmd.list()}
+    pmd.run("reload", "api")
+    after = {p["name"]: p["pid"] for p in pmd.list()}
+    assert after["a"] != before["a"] and after["b"] != before["b"] and after["c"] == before["c"]
+    pmd.run("stop", "jobs")  # the app named jobs, not the namespace jobs
+    assert status() == {"a": "online", "b": "online", "jobs": "stopped", "c": "online"}
+    w = web("--api-key", KEY)
+    answer = httpx.post(f"{w.url}/api/processes/api/stop", headers={"X-API-Key": KEY}).json()
+    assert sorted(p["name"] for p in answer["processes"]) == ["a", "b"]
+    pmd.run("delete", "api")
+    assert sorted(status()) == ["c", "jobs"]

@@ -1027,10 +1027,14 @@ def build_parser(only: str | None = None) -> Parser:
     p.add_argument("count", metavar="N", type=int, help="instances wanted")
 
     p = command("stop", cmd_stop, "stop processes", aliases=("st",))
-    p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
+    p.add_argument(
+        "ids", nargs="+", metavar="ID", help="id, name, namespace, all, or an ecosystem file"
+    )
 
     p = command("restart", cmd_restart, "restart processes", aliases=("r",))
-    p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
+    p.add_argument(
+        "ids", nargs="+", metavar="ID", help="id, name, namespace, all, or an ecosystem file"
+    )
     p.add_argument(
         "--update-env",
         action="store_true",
@@ -1040,7 +1044,9 @@ def build_parser(only: str | None = None) -> Parser:
     add_wait_flags(p)
 
     p = command("reload", cmd_reload, "restart processes one at a time")
-    p.add_argument("ids", nargs="+", metavar="ID", help="id, name, all, or an ecosystem file")
+    p.add_argument(
+        "ids", nargs="+", metavar="ID", help="id, name, namespace, all, or an ecosystem file"
+    )
     p.add_argument("-p", "--port", help="a port for this run only")
     add_wait_flags(p)
 
@@ -1049,7 +1055,7 @@ def build_parser(only: str | None = None) -> Parser:
         "ids",
         nargs="+",
         metavar="ID",
-        help="id, name, all, or an ecosystem file; a status with --status",
+        help="id, name, namespace, all, or an ecosystem file; a status with --status",
     )
     p.add_argument("--status", action="store_true", help="delete every process in the given status")
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
