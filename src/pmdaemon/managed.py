@@ -820,6 +820,13 @@ class ManagedProcess:
             return self.health is not None and self.health.status == "healthy"
         return time.monotonic() - self._started_mono >= self.spec.min_uptime
 
+    def reset_counters(self) -> None:
+        """PM2's reset: the restart count and the streaks of unstable runs start from 0
+        (the restart history is kept: it says what happened)."""
+        self.restarts = 0
+        self._counters = Counters()
+        self._unhealthy_starts = 0
+
     def send_signal(self, sig: signal.Signals) -> None:
         if self.pid is None:
             raise InvalidTransition(

@@ -794,6 +794,14 @@ class Supervisor:
         await self.each(procs, remove)
         return procs
 
+    def reset(self, ident: str) -> list[ManagedProcess]:
+        """PM2's reset: the restart counts of these processes start again from 0."""
+        procs = self.resolve(ident)
+        for proc in procs:
+            proc.reset_counters()
+        self.save()
+        return procs
+
     def signal(self, ident: str, sig_name: str) -> list[ManagedProcess]:
         try:
             sig = signal.Signals[

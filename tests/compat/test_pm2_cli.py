@@ -201,6 +201,27 @@ def test_mistyped_command_or_flag_suggests_the_nearest(pmd: Pmd) -> None:
     assert pmd.list() == []
 
 
+def test_reset_sets_restart_counts_back_to_zero(pmd: Pmd) -> None:
+    """CLI.js `reset <name|id|all>` (God.resetMetaProcessId: restart_time and
+    unstable_restarts to 0); the count stays 0 after the daemon restarts."""
+    for name in ("a", "b"):
+        pid = pmd.start(child("park.py"), "--interpreter", PY, "-n", name)["processes"][0]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda n=name, old=pid: (p := pmd.proc(n))["restarts"] == 1 and p["pid"] != old,
+            what=f"{name} restarted",
+        )
+    reset = pmd.json("reset", "a")
+    assert reset["success"] and [p["restarts"] for p in reset["processes"]] == [0]
+    assert [(p["name"], p["restarts"]) for p in pmd.list()] == [("a", 0), ("b", 1)]
+    assert "killed by SIGKILL" in pmd.proc("a")["restart_history"][-1]["reason"]  # kept
+    pmd.run("reset", "all")
+    pmd.run("kill")
+    assert [(p["name"], p["restarts"]) for p in pmd.list()] == [("a", 0), ("b", 0)]
+    result = pmd.run("reset", "nope", check=False)
+    assert result.returncode == 1 and "no process with id or name 'nope'" in result.stderr
+
+
 def test_a_namespace_names_its_apps(pmd: Pmd, web: Callable[..., Web]) -> None:
     """CLI.js `stop|restart|reload|delete <id|name|namespace|all>`: a namespace stands for
     its apps; an app of that name wins. The daemon resolves it, so the API does the same."""

@@ -431,10 +431,15 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         procs = sup.signal(request.path_params["id"], str(name))
         return action_result(f"Signal {str(name).upper()} sent", procs)
 
+    async def reset(request: Request) -> Response:
+        procs = sup.reset(request.path_params["id"])
+        return action_result("Restart counters reset", procs)
+
     return [
         *routes,
         Route("/api/processes", create, methods=["POST"]),
         Route("/api/apply", apply, methods=["POST"]),
+        Route("/api/processes/{id}/reset", reset, methods=["POST"]),
         Route("/api/processes/{id}/signal", send_signal, methods=["POST"]),
         Route("/api/processes/{id}/scale", scale, methods=["POST"]),
         Route("/api/processes/{id}/flush", flush, methods=["POST"]),

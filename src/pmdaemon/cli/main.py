@@ -622,6 +622,11 @@ def print_log_entries(ctx: Context, entries: list[dict[str, Any]], *, grouped: b
         print("no log lines")
 
 
+def cmd_reset(ctx: Context) -> int:
+    """PM2's reset: the restart count and the unstable-run count start again from 0."""
+    return for_each(ctx, ctx.args.ids, "POST", "reset")
+
+
 def cmd_flush(ctx: Context) -> int:
     return for_each(ctx, [ctx.args.id or "all"], "POST", "flush")
 
@@ -1087,6 +1092,9 @@ def build_parser(only: str | None = None) -> Parser:
         help="show each line's time (the log keeper stamps lines of apps started with --time; "
         "they are always shown)",
     )
+
+    p = command("reset", cmd_reset, "set the restart count of processes back to 0 (PM2's reset)")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id, name, namespace or all")
 
     p = command("flush", cmd_flush, "empty the log files of processes")
     p.add_argument("id", nargs="?", metavar="ID", help="id or name (default: all processes)")
