@@ -827,6 +827,11 @@ class ManagedProcess:
         self._counters = Counters()
         self._unhealthy_starts = 0
 
+    def run_environment(self) -> dict[str, str]:
+        """The environment of the current run, or, when none runs, the one a start would
+        give now."""
+        return dict(self._run_env) if self.pid is not None else self.environment()
+
     def send_signal(self, sig: signal.Signals) -> None:
         if self.pid is None:
             raise InvalidTransition(

@@ -222,6 +222,41 @@ def test_reset_sets_restart_counts_back_to_zero(pmd: Pmd) -> None:
     assert result.returncode == 1 and "no process with id or name 'nope'" in result.stderr
 
 
+def test_env_prints_the_environment_with_values(
+    pmd: Pmd, tmp_path: Path, web: Callable[..., Web]
+) -> None:
+    """CLI.js `env <id>` (Extra.js: every variable of the process with its value): over
+    the owner-only Unix socket; `info` and the TCP API show names only."""
+    out = tmp_path / "env.json"
+    pmd.start(
+        child("env_dump.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "envy",
+        "-e",
+        "SECRET=s3cr3t",
+        "--",
+        str(out),
+    )
+    dump = wait_until(lambda: out.exists() and json.loads(out.read_text()), what="env dump")
+    lines = pmd.run("env", "envy").stdout.splitlines()
+    assert "SECRET=s3cr3t" in lines and "PMDAEMON_NAME=envy" in lines
+    shown = pmd.json("env", "envy")
+    # What the process has (Python may coerce LC_CTYPE in its own copy).
+    own = {k: v for k, v in dump["env"].items() if k != "LC_CTYPE"}
+    assert shown["name"] == "envy" and {k: shown["env"].get(k) for k in own} == own
+    assert pmd.json("env", str(shown["id"])) == shown
+    assert pmd.proc("envy")["config"]["env"]["SECRET"] == "<hidden>"
+    w = web("--api-key", KEY)
+    headers = {"X-API-Key": KEY}
+    assert httpx.get(f"{w.url}/api/processes/envy/env", headers=headers).status_code == 404
+    detail = httpx.get(f"{w.url}/api/processes/envy", headers=headers).json()
+    assert detail["config"]["env"]["SECRET"] == "<hidden>"
+    result = pmd.run("env", "nope", check=False)
+    assert result.returncode == 1 and one_line_error(result.stderr)
+
+
 def test_a_namespace_names_its_apps(pmd: Pmd, web: Callable[..., Web]) -> None:
     """CLI.js `stop|restart|reload|delete <id|name|namespace|all>`: a namespace stands for
     its apps; an app of that name wins. The daemon resolves it, so the API does the same."""

@@ -435,11 +435,18 @@ def process_routes(sup: Supervisor, *, control: bool) -> list[BaseRoute]:
         procs = sup.reset(request.path_params["id"])
         return action_result("Restart counters reset", procs)
 
+    async def environment(request: Request) -> Response:
+        # The values, which nothing else shows: the control socket is the owner's alone.
+        procs = sup.resolve(request.path_params["id"])
+        shown = [{"id": p.id, "name": p.spec.name, "env": p.run_environment()} for p in procs]
+        return json_response(shown[0] if len(shown) == 1 else shown)
+
     return [
         *routes,
         Route("/api/processes", create, methods=["POST"]),
         Route("/api/apply", apply, methods=["POST"]),
         Route("/api/processes/{id}/reset", reset, methods=["POST"]),
+        Route("/api/processes/{id}/env", environment, methods=["GET"]),
         Route("/api/processes/{id}/signal", send_signal, methods=["POST"]),
         Route("/api/processes/{id}/scale", scale, methods=["POST"]),
         Route("/api/processes/{id}/flush", flush, methods=["POST"]),

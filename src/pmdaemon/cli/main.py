@@ -627,6 +627,24 @@ def cmd_reset(ctx: Context) -> int:
     return for_each(ctx, ctx.args.ids, "POST", "reset")
 
 
+def cmd_env(ctx: Context) -> int:
+    """PM2's env ID: the environment of a process, values included. Only over the Unix
+    socket (owner only): the TCP API and info show the variables' names alone."""
+    data = ctx.client().call("GET", f"/api/processes/{quote(ctx.args.id)}/env")
+    items = data if isinstance(data, list) else [data]
+
+    def human() -> str:
+        blocks = []
+        for item in items:
+            lines = [f"{key}={value}" for key, value in sorted(item["env"].items())]
+            head = [ctx.paint.bold(f"==> {item['name']} (id {item['id']}) <==")]
+            blocks.append("\n".join((head if len(items) > 1 else []) + lines))
+        return "\n\n".join(blocks)
+
+    ctx.emit(data, human)
+    return 0
+
+
 def cmd_flush(ctx: Context) -> int:
     return for_each(ctx, [ctx.args.id or "all"], "POST", "flush")
 
@@ -1095,6 +1113,9 @@ def build_parser(only: str | None = None) -> Parser:
 
     p = command("reset", cmd_reset, "set the restart count of processes back to 0 (PM2's reset)")
     p.add_argument("ids", nargs="+", metavar="ID", help="id, name, namespace or all")
+
+    p = command("env", cmd_env, "print the environment of a process, values included (PM2's env)")
+    p.add_argument("id", metavar="ID", help="id or name")
 
     p = command("flush", cmd_flush, "empty the log files of processes")
     p.add_argument("id", nargs="?", metavar="ID", help="id or name (default: all processes)")
