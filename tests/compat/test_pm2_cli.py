@@ -257,6 +257,20 @@ def test_env_prints_the_environment_with_values(
     assert result.returncode == 1 and one_line_error(result.stderr)
 
 
+def test_jlist_and_prettylist(pmd: Pmd) -> None:
+    """CLI.js `jlist` (the list as JSON on one line) and `prettylist` (indented)."""
+    pmd.start(child("park.py"), "--interpreter", PY, "-n", "p")
+    jlist = pmd.run("jlist").stdout
+    assert len(jlist.strip().splitlines()) == 1
+    pretty = pmd.run("prettylist").stdout
+    assert len(pretty.splitlines()) > 10
+    for text in (jlist, pretty):
+        procs = json.loads(text)
+        assert [(p["name"], p["status"], p["pid"]) for p in procs] == [
+            (p["name"], p["status"], p["pid"]) for p in pmd.list()
+        ]
+
+
 def test_a_namespace_names_its_apps(pmd: Pmd, web: Callable[..., Web]) -> None:
     """CLI.js `stop|restart|reload|delete <id|name|namespace|all>`: a namespace stands for
     its apps; an app of that name wins. The daemon resolves it, so the API does the same."""

@@ -645,6 +645,16 @@ def cmd_env(ctx: Context) -> int:
     return 0
 
 
+def cmd_jlist(ctx: Context) -> int:
+    """PM2's jlist (list as JSON on one line) and prettylist (indented)."""
+    procs = ctx.client().call("GET", "/api/processes")
+    if ctx.args.command == "prettylist":
+        print(json.dumps(procs, indent=2))
+    else:  # as PM2's JSON.stringify writes it
+        print(json.dumps(procs, separators=(",", ":")))
+    return 0
+
+
 def cmd_flush(ctx: Context) -> int:
     return for_each(ctx, [ctx.args.id or "all"], "POST", "flush")
 
@@ -1116,6 +1126,12 @@ def build_parser(only: str | None = None) -> Parser:
 
     p = command("env", cmd_env, "print the environment of a process, values included (PM2's env)")
     p.add_argument("id", metavar="ID", help="id or name")
+
+    for name, text in (
+        ("jlist", "list processes as JSON on one line (PM2's jlist)"),
+        ("prettylist", "list processes as indented JSON (PM2's prettylist)"),
+    ):
+        command(name, cmd_jlist, text, json_flag=False)
 
     p = command("flush", cmd_flush, "empty the log files of processes")
     p.add_argument("id", nargs="?", metavar="ID", help="id or name (default: all processes)")
