@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from helpers import Pmd, Web, child, wait_until
+from helpers import PMDAEMON, Pmd, Web, child, wait_until
 
 PY = sys.executable
 KEY = "pm2-habits-key-0123456789abcdef"
@@ -25,6 +26,15 @@ def one_line_error(stderr: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert "Traceback" not in stderr
     return lines[0]
+
+
+def run_in(pmd: Pmd, cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``pmdaemon ARGS`` in the directory ``cwd``, for the runner's home."""
+    result = subprocess.run(
+        [PMDAEMON, *args], cwd=cwd, env=pmd.env, capture_output=True, text=True, timeout=60
+    )
+    assert not check or result.returncode == 0, result.stderr
+    return result
 
 
 def test_max_memory_restart_flag(pmd: Pmd) -> None:
@@ -269,6 +279,37 @@ def test_jlist_and_prettylist(pmd: Pmd) -> None:
         assert [(p["name"], p["status"], p["pid"]) for p in procs] == [
             (p["name"], p["status"], p["pid"]) for p in pmd.list()
         ]
+
+
+def test_init_writes_a_sample_that_validates_and_starts(pmd: Pmd, tmp_path: Path) -> None:
+    """CLI.js `init` / `ecosystem` (Extra.js generateSample: ecosystem.config.js in the
+    current folder, which `start` alone then starts). Here an existing file is never
+    overwritten without --force; the sample validates in every format and starts."""
+    work = tmp_path / "project"
+    work.mkdir()
+    run_in(pmd, work, "init")
+    sample = work / "ecosystem.config.js"
+    assert "module.exports" in sample.read_text()
+    sample.write_text("// mine\n")
+    refused = run_in(pmd, work, "init", check=False)
+    assert refused.returncode == 1 and "--force" in one_line_error(refused.stderr)
+    assert sample.read_text() == "// mine\n"
+    run_in(pmd, work, "init", "simple", "--force")  # PM2's `init simple`
+    assert "module.exports" in sample.read_text()
+    for form in ("yaml", "json", "toml"):
+        run_in(pmd, work, "init", "--format", form)
+        checked = json.loads(run_in(pmd, work, "validate", f"ecosystem.{form}", "--json").stdout)
+        assert checked["valid"] and checked["apps"] == ["app"]
+    (work / "app.js").write_text("console.log(process.env.NODE_ENV); setInterval(() => {}, 9e5);\n")
+    run_in(pmd, work, "start", "ecosystem.yaml", "--env-name", "production")
+    pmd.wait_online("app")
+    wait_until(lambda: "production" in pmd.run("logs", "app").stdout, what="the app's line")
+    run_in(pmd, work, "validate", "ecosystem.config.js")
+    # As `pm2 init && pm2 start`: start with no file takes ecosystem.config.js.
+    run_in(pmd, work, "delete", "app")
+    run_in(pmd, work, "start")
+    pmd.wait_online("app")
+    wait_until(lambda: "development" in pmd.run("logs", "app").stdout, what="the js app's line")
 
 
 def test_a_namespace_names_its_apps(pmd: Pmd, web: Callable[..., Web]) -> None:

@@ -655,6 +655,21 @@ def cmd_jlist(ctx: Context) -> int:
     return 0
 
 
+def cmd_init(ctx: Context) -> int:
+    from pmdaemon.cli.sample import write_sample
+
+    a = ctx.args
+    path = write_sample(a.file, a.format, force=a.force)
+    ctx.emit(
+        {"success": True, "file": str(path)},
+        lambda: (
+            f"wrote {path}: check it with `pmdaemon validate {path.name}`, "
+            f"start it with `pmdaemon start {path.name}`"
+        ),
+    )
+    return 0
+
+
 def cmd_flush(ctx: Context) -> int:
     return for_each(ctx, [ctx.args.id or "all"], "POST", "flush")
 
@@ -1132,6 +1147,26 @@ def build_parser(only: str | None = None) -> Parser:
         ("prettylist", "list processes as indented JSON (PM2's prettylist)"),
     ):
         command(name, cmd_jlist, text, json_flag=False)
+
+    p = command(
+        "init",
+        cmd_init,
+        "write a sample ecosystem file (ecosystem.config.js, PM2's default name)",
+        aliases=("ecosystem",),
+    )
+    p.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="where to write it (default: ecosystem.config.js, or ecosystem.FORMAT); "
+        "PM2's `init simple` writes the same sample",
+    )
+    p.add_argument(
+        "--format",
+        choices=("js", "json", "yaml", "toml"),
+        help="the file's format (default: from FILE's suffix, else js)",
+    )
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing file")
 
     p = command("flush", cmd_flush, "empty the log files of processes")
     p.add_argument("id", nargs="?", metavar="ID", help="id or name (default: all processes)")
