@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +36,11 @@ def run_in(pmd: Pmd, cwd: Path, *args: str, check: bool = True) -> subprocess.Co
     )
     assert not check or result.returncode == 0, result.stderr
     return result
+
+
+def cmdline(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return [part.decode() for part in f.read().split(b"\0")[:-1]]
 
 
 def test_max_memory_restart_flag(pmd: Pmd) -> None:
@@ -333,3 +339,40 @@ def test_a_namespace_names_its_apps(pmd: Pmd, web: Callable[..., Web]) -> None:
     assert sorted(p["name"] for p in answer["processes"]) == ["a", "b"]
     pmd.run("delete", "api")
     assert sorted(status()) == ["c", "jobs"]
+
+
+def test_shell_operators_get_a_bash_hint(pmd: Pmd, tmp_path: Path) -> None:
+    """PM2 runs a script with a space in it through `bash -c`; pmdaemon splits it and runs
+    no shell, so `&&` reaches the program as an argument. One warning line says so and
+    gives the exact command that runs it through bash; what runs is unchanged."""
+    marker = tmp_path / "ran"
+    command = f"{PY} {child('park.py')} && touch {marker}"
+    cwd = str(tmp_path)  # park.py writes its pid to a file named by its first argument
+    result = pmd.run("start", command, "-n", "chain", "--cwd", cwd, "--json")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "shell operators (&&)" in warnings[0]
+    suggested = warnings[0].split("delete it and run: ", 1)[1]
+    assert shlex.split(suggested) == [
+        "pmdaemon",
+        "start",
+        "bash",
+        "-n",
+        "chain",
+        "--cwd",
+        cwd,
+        "--json",
+        "--",
+        "-c",
+        command,
+    ]
+    pid = json.loads(result.stdout)["processes"][0]["pid"]
+    assert cmdline(pid)[-3:] == ["&&", "touch", str(marker)]  # split, not run by a shell
+    pmd.run("delete", "chain")
+    pmd.run(*shlex.split(suggested)[1:])
+    info = pmd.wait_online("chain")
+    shell, flag, *_ = cmdline(info["pid"])
+    assert (os.path.basename(shell), flag) == ("bash", "-c")
+    # Quoted, an operator is part of an argument: no warning.
+    quoted = f"{PY} {child('park.py')} 'a;b' \"c && d\""
+    quiet = pmd.run("start", quoted, "-n", "quoted", "--cwd", cwd)
+    assert "warning" not in quiet.stderr

@@ -323,7 +323,11 @@ def cmd_start(ctx: Context) -> int:
         else:
             return report(ctx, result)
     body = {"config": config, "env": dict(os.environ), "cwd": os.getcwd()}
-    return report(ctx, client.call("POST", "/api/processes", body))
+    result = client.call("POST", "/api/processes", body)
+    operators = [] if os.path.exists(a.script) else shell_operators(a.script)
+    if operators:
+        render.warn(shell_hint(a, operators, result["processes"]))
+    return report(ctx, result)
 
 
 def then_wait(ctx: Context, code: int, result: dict[str, Any]) -> int:
@@ -337,6 +341,57 @@ def then_wait(ctx: Context, code: int, result: dict[str, Any]) -> int:
     if not getattr(ctx.args, "wait_ready", False):
         wanted = [str(d["id"]) for d in details_of(ctx, wanted) if d["config"]["wait_ready"]]
     return wait_ready(ctx, wanted) if wanted else 0
+
+
+def shell_operators(command: str) -> list[str]:
+    """The shell operators (``&&``, ``|``, ``;``, ``>`` ...) of a command line outside
+    quotes: split like a shell splits but run without one, they reach the program as
+    plain arguments."""
+    found: list[str] = []
+    quote, i = "", 0
+    while i < len(command):
+        c = command[i]
+        if quote:
+            if c == quote:
+                quote = ""
+            elif c == "\\" and quote == '"':
+                i += 1
+        elif c == "\\":
+            i += 1
+        elif c in "'\"":
+            quote = c
+        elif c in ";&|<>":
+            j = i
+            while j < len(command) and command[j] in ";&|<>":
+                j += 1
+            if command[i:j] not in found:
+                found.append(command[i:j])
+            i = j
+            continue
+        i += 1
+    return found
+
+
+def shell_hint(a: argparse.Namespace, operators: list[str], procs: list[dict[str, Any]]) -> str:
+    """One line: what became of the operators, and the command line that runs the same
+    string through bash instead (this one, the script replaced, the app's name kept)."""
+    import shlex
+
+    command = a.script + (" " + shlex.join(a.script_args) if a.script_args else "")
+    words = list(a.argv)
+    at = words.index(a.script)
+    words[at] = "bash"
+    if a.name is None and procs:
+        name = procs[0]["name"]
+        if len(procs) > 1:  # a cluster's instances are NAME-0, NAME-1, ...
+            name = name.rsplit("-", 1)[0]
+        words[at + 1 : at + 1] = ["-n", name]
+    again = shlex.join(["pmdaemon", *words, "--", "-c", command])
+    return (
+        f"{a.script[:64]!r} has shell operators ({' '.join(operators)}), which reach the "
+        f"program as plain arguments (pmdaemon runs no shell); to run it through one, "
+        f"delete it and run: {again}"
+    )
 
 
 # As config.NAMED_SUFFIXES (not imported: the CLI reads no file format until it needs one).
@@ -1298,6 +1353,7 @@ def main(argv: list[str] | None = None) -> int:
     argv, script_args = split_script_args(argv)
     parser = build_parser(only=command_word(argv))
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 2
