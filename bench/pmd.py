@@ -67,9 +67,14 @@ class Pmd(Manager):
     def command(self) -> list[str]:
         return [str(self.bin)]
 
+    # --no-wait: return once spawned, as PM2's start does (without it, start watches the
+    # new processes for min_uptime to report one that dies at once).
     def start(self, name: str, argv: Sequence[str]) -> None:
         extra = ["--", *argv[1:]] if len(argv) > 1 else []
-        self.run("start", argv[0], "-n", name, *extra)
+        self.run("start", argv[0], "-n", name, "--no-wait", *extra)
+
+    def start_file(self, path: Path, timeout: float = CLI_TIMEOUT) -> None:
+        self.run("start", str(path), "--no-wait", timeout=timeout)
 
     def delete(self, name: str) -> None:
         self.run("delete", name, "-f")

@@ -376,3 +376,54 @@ def test_shell_operators_get_a_bash_hint(pmd: Pmd, tmp_path: Path) -> None:
     quoted = f"{PY} {child('park.py')} 'a;b' \"c && d\""
     quiet = pmd.run("start", quoted, "-n", "quoted", "--cwd", cwd)
     assert "warning" not in quiet.stderr
+
+
+def test_an_app_that_dies_at_once_is_not_started_successfully(pmd: Pmd) -> None:
+    """PM2 prints its table with the app `online` and exits 0 even when the app crashed at
+    once. Here start watches the new runs for min_uptime: a crash is one line naming the
+    exit and where the logs are, exit 1, never "started successfully"; an exit 0 is a
+    warning (it did what it was asked); an app that stays up started successfully."""
+    result = pmd.run(
+        "start", child("exit_code.py"), "--interpreter", PY, "-n", "x", "--", "1", check=False
+    )
+    assert result.returncode == 1
+    assert one_line_error(result.stderr) == (
+        "error: x exited within 1s of starting (exit code 1): see pmdaemon logs x"
+    )
+    assert "successfully" not in result.stdout
+    result = pmd.run(
+        "start",
+        child("exit_code.py"),
+        "--interpreter",
+        PY,
+        "-n",
+        "y",
+        "--min-uptime",
+        "300ms",
+        "-i",
+        "2",
+        "--json",
+        "--",
+        "2",
+        check=False,
+    )
+    assert result.returncode == 1
+    answer = json.loads(result.stdout)
+    assert answer["success"] is False
+    assert sorted(e["message"] for e in answer["errors"]) == [
+        f"y-{i} exited within 300ms of starting (exit code 2): see pmdaemon logs y-{i}"
+        for i in (0, 1)
+    ]
+    result = pmd.run(
+        "start", f"{PY} -c 'import os; os.kill(os.getpid(), 9)'", "-n", "z", check=False
+    )
+    assert result.returncode == 1 and "(killed by SIGKILL)" in one_line_error(result.stderr)
+    clean = pmd.run("start", child("exit_code.py"), "--interpreter", PY, "-n", "ok0", "--", "0")
+    assert "warning: ok0 exited within 1s of starting (exit code 0)" in clean.stderr
+    up = pmd.run("start", child("park.py"), "--interpreter", PY, "-n", "up")
+    assert up.stdout.startswith("Process started successfully") and not up.stderr
+    # --no-wait returns once spawned, as PM2 does: the crash is not watched for.
+    fast = pmd.run(
+        "start", child("exit_code.py"), "--interpreter", PY, "-n", "w", "--no-wait", "--", "1"
+    )
+    assert fast.stdout.startswith("Process started successfully")

@@ -64,8 +64,11 @@ def test_crash_loop_ends_errored_after_max_restarts(pmd: Pmd, home: Path) -> Non
         "1s",
         "--",
         "1",
+        check=False,
     )
-    assert result.returncode == 0
+    # The first run ended within min_uptime: not a successful start.
+    assert result.returncode == 1
+    assert "crash exited within 1s of starting (exit code 1)" in result.stderr
     info = wait_until(
         lambda: (p := pmd.proc("crash"))["status"] == "errored" and p, what="crash errored"
     )
@@ -119,7 +122,7 @@ def test_stop_exit_codes_are_not_restarted(pmd: Pmd) -> None:
 
 
 def test_restart_delay_holds_the_restart(pmd: Pmd) -> None:
-    pmd.run(
+    result = pmd.run(
         "start",
         child("exit_code.py"),
         "--interpreter",
@@ -130,7 +133,9 @@ def test_restart_delay_holds_the_restart(pmd: Pmd) -> None:
         "30s",
         "--",
         "1",
+        check=False,
     )
+    assert result.returncode == 1 and "slow exited within 1s of starting" in result.stderr
     info = wait_until(
         lambda: (p := pmd.proc("slow"))["status"] == "restarting" and p, what="slow restarting"
     )

@@ -173,7 +173,13 @@ def test_pm2_fields_are_acted_on(pmd: Pmd, tmp_path: Path) -> None:
             "kill_timeout": 3000,
             "cwd": str(tmp_path),
         },
-        {"name": "quiet", "script": child("spew.py"), "interpreter": PY, "disable_logs": True},
+        {
+            "name": "quiet",
+            "script": child("spew.py"),
+            "args": ["3"],  # without its line count spew.py exits 1 at once
+            "interpreter": PY,
+            "disable_logs": True,
+        },
         {"name": "later", "script": PARK, "interpreter": PY, "autostart": False},
     ]
     file = tmp_path / "process.json"

@@ -330,19 +330,6 @@ def cmd_start(ctx: Context) -> int:
     return report(ctx, result)
 
 
-def then_wait(ctx: Context, code: int, result: dict[str, Any]) -> int:
-    """After a start: wait for the processes that asked to be waited for."""
-    procs = result.get("processes", [])
-    if code or not procs:
-        return code
-    from pmdaemon.cli.wait import details_of, wait_ready
-
-    wanted = [str(p["id"]) for p in procs]
-    if not getattr(ctx.args, "wait_ready", False):
-        wanted = [str(d["id"]) for d in details_of(ctx, wanted) if d["config"]["wait_ready"]]
-    return wait_ready(ctx, wanted) if wanted else 0
-
-
 def shell_operators(command: str) -> list[str]:
     """The shell operators (``&&``, ``|``, ``;``, ``>`` ...) of a command line outside
     quotes: split like a shell splits but run without one, they reach the program as
@@ -420,15 +407,53 @@ def expand_files(ctx: Context, idents: list[str]) -> list[str]:
 
 
 def report(ctx: Context, result: dict[str, Any]) -> int:
+    """The answer to a start. Unless --no-wait, the new runs are watched for min_uptime
+    first: one that crashes within it makes the start fail, saying so, instead of
+    "started successfully" (one that exits 0 is a warning: it did what it was asked).
+    Then the waits asked for (--wait-ready, wait_ready)."""
+    procs = result.get("processes", [])
+    details: list[dict[str, Any]] = []
+    if procs:
+        from pmdaemon.cli.wait import details_of
+
+        details = details_of(ctx, [str(p["id"]) for p in procs])
+    every = getattr(ctx.args, "wait_ready", False)
+    ready = [str(d["id"]) for d in details if every or d["config"]["wait_ready"]]
+    first = [p for p in procs if str(p["id"]) not in ready]
+    crashed: list[str] = []
+    if first and not getattr(ctx.args, "no_wait", False):
+        from pmdaemon.cli.wait import early_exits
+
+        ended = early_exits(ctx, first, details)
+        crashed = [message for _, message, clean in ended if not clean]
+        ids = {p["id"] for p in procs}
+        now = [v for v in ctx.client().call("GET", "/api/processes") if v["id"] in ids]
+        result = {**result, "processes": now}
+        if any(clean for *_, clean in ended):
+            warned = [m for _, m, clean in ended if clean]
+            result["warnings"] = [*result.get("warnings", []), *warned]
+        if crashed:
+            failed = [{"name": n, "message": m} for n, m, clean in ended if not clean]
+            result.update(success=False, errors=[*result.get("errors", []), *failed])
     for warning in result.get("warnings", []):
         render.warn(warning)
     ctx.emit(
         result,
-        lambda: result["message"] + "\n" + render.process_table(result["processes"], ctx.paint),
+        lambda: (
+            ("" if crashed else result["message"] + "\n")
+            + render.process_table(result["processes"], ctx.paint)
+        ),
     )
     for failure in result.get("errors", []):
-        render.error(f"{failure['name']}: {failure['message']}")
-    return then_wait(ctx, 1 if result.get("errors") else 0, result)
+        own = failure["message"] in crashed  # these name their process already
+        render.error(failure["message"] if own else f"{failure['name']}: {failure['message']}")
+    if result.get("errors"):
+        return 1
+    if not ready:
+        return 0
+    from pmdaemon.cli.wait import wait_ready
+
+    return wait_ready(ctx, ready)
 
 
 def for_each(
@@ -1091,6 +1116,11 @@ def build_parser(only: str | None = None) -> Parser:
     )
     p.add_argument("--max-log-size", metavar="SIZE", help="rotate a log file at this size (10M)")
     p.add_argument("--max-log-files", metavar="N", help="rotated files kept per log (5)")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once started, without watching the processes for min_uptime",
+    )
     p.set_defaults(script_args=[])
 
     p = command(
