@@ -19,7 +19,7 @@ from helpers import Pmd, Web, alive, child, wait_until
 PY = sys.executable
 
 
-def health_app(pmd: Pmd, status: Path, interval: str, retries: str) -> None:
+def health_app(pmd: Pmd, status: Path, interval: str, retries: str, *flags: str) -> None:
     """Start health_server.py as "h" on a free port, checked over HTTP every ``interval``;
     its /health answers the status written in ``status`` (200 to begin with)."""
     status.write_text("200")
@@ -27,7 +27,7 @@ def health_app(pmd: Pmd, status: Path, interval: str, retries: str) -> None:
     pmd.start(child("health_server.py"), "--interpreter", PY, "-n", "h", "-p", str(port),
               "--health-check-url", f"http://127.0.0.1:{port}/health",
               "--health-check-interval", interval, "--health-check-retries", retries,
-              "--", str(status))  # fmt: skip
+              *flags, "--", str(status))  # fmt: skip
 
 
 def checks_logged(pmd: Pmd, name: str) -> list[str]:
@@ -274,7 +274,8 @@ def test_health_updates_reach_websocket_clients(
 ) -> None:
     status = tmp_path / "status"
     w = web("--api-key", "k")
-    health_app(pmd, status, "300ms", "2")
+    # --no-wait: the client must connect before the first check answers (in 300 ms).
+    health_app(pmd, status, "300ms", "2", "--no-wait")
 
     async def main() -> list[dict[str, Any]]:
         updates: list[dict[str, Any]] = []

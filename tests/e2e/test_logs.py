@@ -153,7 +153,8 @@ def ticker_runs(lines: list[str]) -> dict[int, list[int]]:
 
 
 def test_follow_goes_on_across_rotations_and_a_restart(pmd: Pmd, home: Path) -> None:
-    ticker(pmd, "0.005", "--max-log-size", "2K", "--max-log-files", "2")
+    # --no-wait: the follower must start before the first rotation (about 1 s of lines).
+    ticker(pmd, "0.005", "--max-log-size", "2K", "--max-log-files", "2", "--no-wait")
     first = pmd.wait_online("tick")["pid"]
     proc = follower(pmd, "tick", "--out")
     assert proc.stdout is not None
