@@ -427,3 +427,26 @@ def test_an_app_that_dies_at_once_is_not_started_successfully(pmd: Pmd) -> None:
         "start", child("exit_code.py"), "--interpreter", PY, "-n", "w", "--no-wait", "--", "1"
     )
     assert fast.stdout.startswith("Process started successfully")
+
+
+def test_help_names_the_pm2_habits() -> None:
+    """--help stays true: the new flags and commands are listed."""
+    top = subprocess.run([PMDAEMON, "--help"], capture_output=True, text=True, check=True)
+    for command in ("reset", "env", "jlist", "prettylist", "init (ecosystem)"):
+        assert f"\n    {command} " in top.stdout, command
+    start = subprocess.run(
+        [PMDAEMON, "start", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in (
+        "--max-memory-restart",
+        "--cron-restart",
+        "--cron",
+        "--watch",
+        "--ignore-watch",
+        "--watch-delay",
+        "--time",
+        "--no-autorestart",
+        "--merge-logs",
+        "--no-wait",
+    ):
+        assert flag in start, flag

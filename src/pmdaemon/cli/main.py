@@ -978,7 +978,7 @@ def build_parser(only: str | None = None) -> Parser:
         nargs="?",
         metavar="SCRIPT|ID|NAME|FILE",
         help="a program on PATH, a file, a quoted command line, an existing process, or an "
-        "ecosystem file (.json, .yaml, .yml, .toml)",
+        "ecosystem file (.config.js, .json, .yaml, .yml, .toml)",
     )
     p.add_argument(
         "-n",
