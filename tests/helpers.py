@@ -126,10 +126,16 @@ class Pmd:
         if NODE_MODULES.is_dir():  # npm packages PM2 files require (scripts/test installs)
             self.env["NODE_PATH"] = str(NODE_MODULES)
         self.seen_pids: set[int] = set()
+        # `start` watches new runs for min_uptime (about 1 s) before it answers; the tests
+        # observe what they need themselves, so they start with --no-wait unless a test
+        # checks that report (start_waits = True).
+        self.start_waits = False
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
+        if args and args[0] in ("start", "s") and not self.start_waits and "--no-wait" not in args:
+            args = (args[0], "--no-wait", *args[1:])
         result = subprocess.run(
             [PMDAEMON, *args],
             env=self.env,

@@ -345,6 +345,7 @@ def test_shell_operators_get_a_bash_hint(pmd: Pmd, tmp_path: Path) -> None:
     """PM2 runs a script with a space in it through `bash -c`; pmdaemon splits it and runs
     no shell, so `&&` reaches the program as an argument. One warning line says so and
     gives the exact command that runs it through bash; what runs is unchanged."""
+    pmd.start_waits = True  # the hint repeats the command line as typed: nothing added
     marker = tmp_path / "ran"
     command = f"{PY} {child('park.py')} && touch {marker}"
     cwd = str(tmp_path)  # park.py writes its pid to a file named by its first argument
@@ -383,6 +384,7 @@ def test_an_app_that_dies_at_once_is_not_started_successfully(pmd: Pmd) -> None:
     once. Here start watches the new runs for min_uptime: a crash is one line naming the
     exit and where the logs are, exit 1, never "started successfully"; an exit 0 is a
     warning (it did what it was asked); an app that stays up started successfully."""
+    pmd.start_waits = True  # this test checks what start reports
     result = pmd.run(
         "start", child("exit_code.py"), "--interpreter", PY, "-n", "x", "--", "1", check=False
     )

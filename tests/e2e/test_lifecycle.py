@@ -51,6 +51,7 @@ def test_sigkilled_app_is_restarted_by_the_daemon_alone(pmd: Pmd) -> None:
 
 
 def test_crash_loop_ends_errored_after_max_restarts(pmd: Pmd, home: Path) -> None:
+    pmd.start_waits = True  # this test checks what start reports
     result = pmd.run(
         "start",
         child("exit_code.py"),
@@ -122,6 +123,7 @@ def test_stop_exit_codes_are_not_restarted(pmd: Pmd) -> None:
 
 
 def test_restart_delay_holds_the_restart(pmd: Pmd) -> None:
+    pmd.start_waits = True  # this test checks what start reports
     result = pmd.run(
         "start",
         child("exit_code.py"),
