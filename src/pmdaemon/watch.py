@@ -311,6 +311,11 @@ class Inotify:
                 )
             watch.on_change(watch.rel(path))
 
+    async def settled(self) -> None:
+        """Returns once the directories that appeared so far are watched."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _release_under(self, top: str) -> None:
         """A directory moved away: its watches (and those below it) no longer watch the
         tree's paths, whatever they now are."""
